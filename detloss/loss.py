@@ -1,0 +1,217 @@
+"""YoloLoss: objectness, class and box losses of anchor-based YOLO heads (v3, v4, v5).
+
+Built from plain arguments (anchors, strides, number of classes, a :class:`LossConfig`), never from
+a model. Semantics of the default preset follow ultralytics yolov5 v7.0 ``utils/loss.ComputeLoss``
+(see ``LOSS_SPEC.md``); the darknet presets follow AlexeyAB darknet ``yolo_layer.c``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .assign import LevelTargets, assign_darknet, assign_yolov5
+from .boxes import box_iou
+from .config import LossConfig, yolov5_balance
+from .decode import decode_grid, decode_wh, decode_xy
+from .iou import aligned_iou
+from .terms import bce_terms, class_targets
+from .validate import check_preds, check_targets_shape, check_targets_values, parse_anchors
+
+
+class YoloLoss(nn.Module):
+    """YOLO detection loss.
+
+    Args:
+        anchors: per level, anchor sizes in **pixels**: ``[[10, 14, 23, 27, 37, 58], ...]`` (yolov5 YAML
+            form), ``[[[10, 14], ...], ...]`` or ``Tensor[nl, na, 2]``.
+        strides: per level, the stride in pixels (e.g. ``(8, 16, 32)``).
+        num_classes: number of classes ``nc`` (>= 1). With ``nc == 1`` there is no class term.
+        config: a :class:`LossConfig` (default: the yolov5 preset).
+        class_prior: ``Tensor[nc]`` class frequencies summing to 1, for ``label_smoothing_kind="prior"``.
+
+    Call: ``total, items = loss(preds, targets)`` with ``preds`` a list of ``Tensor[bs, na, ny, nx, 5 + nc]``
+    raw logits (channels ``[tx, ty, tw, th, obj, cls...]``) and ``targets`` ``Tensor[n, 6]``
+    ``[image, class, cx, cy, w, h]`` normalised to the input image. ``total`` is a 0-d fp32 tensor
+    ``(box*lbox + obj*lobj + cls*lcls) * bs``; ``items`` the detached ``Tensor[3]`` ``(box, obj, cls)``.
+    """
+
+    anchors: Tensor
+    anchors_px: Tensor
+    strides: Tensor
+    balance: Tensor
+
+    def __init__(
+        self,
+        anchors: Any,
+        strides: Sequence[float],
+        num_classes: int,
+        config: LossConfig | None = None,
+        class_prior: Tensor | Sequence[float] | None = None,
+    ) -> None:
+        super().__init__()
+        cfg = LossConfig() if config is None else config
+        if not isinstance(cfg, LossConfig):
+            raise ValueError(f"config must be a LossConfig, got {type(cfg).__name__}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        a = parse_anchors(anchors)
+        s = torch.as_tensor(list(strides) if not isinstance(strides, Tensor) else strides, dtype=torch.float32)
+        if s.dim() != 1 or s.numel() != a.shape[0]:
+            raise ValueError(f"got {s.numel()} strides for {a.shape[0]} anchor levels; give one stride per level")
+        if not torch.isfinite(s).all() or (s <= 0).any():
+            raise ValueError(f"strides must be positive, got {s.tolist()}")
+        self.cfg, self.nc, self.nl, self.na = cfg, num_classes, a.shape[0], a.shape[1]
+        self.register_buffer("anchors_px", a)
+        self.register_buffer("strides", s)
+        self.register_buffer("anchors", a / s.view(-1, 1, 1))  # grid units
+        self.scales = self._per_level(cfg.scale_x_y, "scale_x_y")
+        if isinstance(cfg.balance, tuple):
+            bal = self._per_level(cfg.balance, "balance")
+        else:
+            bal = yolov5_balance(self.nl) if cfg.balance == "yolov5" else (1.0,) * self.nl
+        self.register_buffer("balance", torch.tensor(bal, dtype=torch.float32))
+        self.ssi = 0
+        if cfg.autobalance:
+            if 16 not in s.tolist():
+                raise ValueError(f"autobalance normalises to the stride-16 level; strides are {s.tolist()}")
+            self.ssi = s.tolist().index(16)
+        self.register_buffer("cls_pw", torch.tensor([cfg.cls_pw]))
+        self.register_buffer("obj_pw", torch.tensor([cfg.obj_pw]))
+        self.class_prior: Tensor | None
+        if cfg.label_smoothing_kind == "prior":
+            self.register_buffer("class_prior", self._check_prior(class_prior))
+        elif class_prior is not None:
+            raise ValueError("class_prior is only used with label_smoothing_kind='prior'")
+        else:
+            self.class_prior = None
+
+    def _per_level(self, value: float | tuple[float, ...], name: str) -> tuple[float, ...]:
+        if not isinstance(value, tuple):
+            return (float(value),) * self.nl
+        if len(value) != self.nl:
+            raise ValueError(f"LossConfig.{name} has {len(value)} values for {self.nl} levels")
+        return value
+
+    def _check_prior(self, prior: Any) -> Tensor:
+        if prior is None:
+            raise ValueError("label_smoothing_kind='prior' needs class_prior (Tensor[num_classes] summing to 1)")
+        p = torch.as_tensor(prior, dtype=torch.float32).flatten()
+        if p.numel() != self.nc:
+            raise ValueError(f"class_prior has {p.numel()} values for {self.nc} classes")
+        if not torch.isfinite(p).all() or (p < 0).any() or abs(float(p.sum()) - 1.0) > 1e-4:
+            raise ValueError(f"class_prior must be non-negative and sum to 1, got sum {float(p.sum()):.6f}")
+        return p
+
+    @classmethod
+    def from_yolov5_hyp(
+        cls, hyp: Mapping[str, Any], anchors: Any, strides: Sequence[float], num_classes: int, **overrides: Any
+    ) -> YoloLoss:
+        """Build from a yolov5 hyp dict as yolov5's ``ComputeLoss`` receives it (see :meth:`LossConfig.from_yolov5_hyp`)."""
+        return cls(anchors, strides, num_classes, LossConfig.from_yolov5_hyp(hyp, **overrides))
+
+    def assign(self, targets: Tensor, grids: Sequence[tuple[int, int]]) -> list[LevelTargets]:
+        """Run the configured target assignment (``no_grad``)."""
+        anchors = self.anchors.to(targets.device)
+        if self.cfg.assign == "yolov5":
+            return assign_yolov5(targets, anchors, grids, self.cfg.anchor_t)
+        return assign_darknet(targets, anchors, self.strides.to(targets.device), grids, self.cfg.iou_thresh)
+
+    def forward(self, preds: Sequence[Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
+        cfg = self.cfg
+        preds = check_preds(preds, self.nl, self.na, self.nc)
+        dev = preds[0].device
+        check_targets_shape(targets, dev)
+        bs = preds[0].shape[0]
+        if cfg.validate_targets:
+            check_targets_values(targets, bs, self.nc)
+        grids = [(p.shape[2], p.shape[3]) for p in preds]
+        levels = self.assign(targets, grids)
+        with torch.autocast(device_type=dev.type, enabled=False):
+            terms = [self._level_terms(i, p, lt, targets) for i, (p, lt) in enumerate(zip(preds, levels))]
+        lbox = torch.stack([t[0] for t in terms]).sum()
+        lcls = torch.stack([t[2] for t in terms]).sum()
+        objs = torch.stack([t[1] for t in terms])
+        lobj = (objs * self.balance.to(dev)).sum()
+        if cfg.autobalance:
+            self._autobalance(objs.detach())
+        items = torch.stack((lbox * cfg.box, lobj * cfg.obj, lcls * cfg.cls))
+        total = items.sum() * bs
+        if cfg.check_finite and not bool(torch.isfinite(total)):
+            self._raise_non_finite(terms)
+        return total, items.detach()
+
+    @torch.no_grad()
+    def _autobalance(self, objs: Tensor) -> None:
+        b = self.balance * 0.9999 + 0.0001 / objs.to(self.balance.device)
+        self.balance.copy_(b / b[self.ssi])
+
+    @staticmethod
+    def _raise_non_finite(terms: list[tuple[Tensor, Tensor, Tensor]]) -> None:
+        for i, t in enumerate(terms):
+            for name, v in zip(("box", "obj", "cls"), t):
+                if not bool(torch.isfinite(v)):
+                    raise FloatingPointError(f"non-finite {name} loss ({float(v)}) at level {i}: check preds[{i}]")
+        raise FloatingPointError("non-finite loss (the gains or the balance are not finite)")
+
+    def _level_terms(self, i: int, p: Tensor, lt: LevelTargets, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """(box, objectness, class) losses of level ``i``, before gains and balance."""
+        cfg = self.cfg
+        zero = p.new_zeros((), dtype=torch.float32)
+        lbox, lcls = zero, zero
+        tobj = torch.zeros(p.shape[:4], dtype=torch.float32, device=p.device)
+        if len(lt):
+            ps = p[lt.b, lt.a, lt.gj, lt.gi].float()
+            pxy = decode_xy(ps[:, :2], cfg.decode, self.scales[i])
+            pwh = decode_wh(ps[:, 2:4], lt.anchors, cfg.decode)
+            pbox = torch.cat((pxy, pwh), 1)
+            if cfg.box_kind == "mse":
+                iou = aligned_iou(pbox, lt.tbox, "iou")
+                lbox = _mse_box(pbox, lt.tbox, grid_area=p.shape[2] * p.shape[3])
+            else:
+                iou = aligned_iou(pbox, lt.tbox, cfg.box_kind)
+                lbox = (1.0 - iou).mean()
+            score = iou.detach().clamp(min=0)
+            b, a, gj, gi = lt.b, lt.a, lt.gj, lt.gi
+            if cfg.sort_obj_iou:
+                j = score.argsort()
+                b, a, gj, gi, score = b[j], a[j], gj[j], gi[j], score[j]
+            if cfg.gr < 1:
+                score = (1.0 - cfg.gr) + cfg.gr * score
+            tobj[b, a, gj, gi] = score
+            if self.nc > 1:
+                t = class_targets(lt.tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior)
+                lcls = bce_terms(ps[:, 5:], t, self.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean()
+        obj_terms = bce_terms(p[..., 4].float(), tobj, self.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
+        if cfg.ignore_thresh < 1.0 and targets.shape[0]:
+            keep = ~self._ignore_mask(i, p, targets) | (tobj > 0)
+            obj_terms = obj_terms * keep
+        return lbox, obj_terms.mean(), lcls
+
+    @torch.no_grad()
+    def _ignore_mask(self, i: int, p: Tensor, targets: Tensor) -> Tensor:
+        """darknet ``ignore_thresh``: cells whose predicted box overlaps a target of its image enough."""
+        bs, na, ny, nx, _ = p.shape
+        anchors = self.anchors[i].to(p.device)  # grid units, so stride 1 decodes to grid units
+        boxes = decode_grid(p.detach(), anchors, 1.0, self.cfg.decode, self.scales[i])
+        tb = targets[:, 2:6].float() * torch.tensor([nx, ny, nx, ny], device=p.device, dtype=torch.float32)
+        img = targets[:, 0].long()
+        ignore = torch.zeros((bs, na * ny * nx), dtype=torch.bool, device=p.device)
+        flat = boxes.view(bs, -1, 4)
+        for bi in img.unique().tolist():  # one pass per image that has targets
+            ious = box_iou(flat[bi], tb[img == bi], fmt="cxcywh")
+            ignore[bi] = ious.amax(1) > self.cfg.ignore_thresh
+        return ignore.view(bs, na, ny, nx)
+
+    def extra_repr(self) -> str:
+        return f"nl={self.nl}, na={self.na}, nc={self.nc}, strides={self.strides.tolist()}, config={self.cfg}"
+
+
+def _mse_box(pbox: Tensor, tbox: Tensor, grid_area: int) -> Tensor:
+    """darknet MSE box loss: squared error of xy and of log-wh, weighted by ``2 - w*h`` (normalised area)."""
+    scale = 2.0 - tbox[:, 2] * tbox[:, 3] / grid_area
+    err = (pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + (pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()).pow(2).sum(1)
+    return (scale * err).mean()
