@@ -7,17 +7,29 @@ Public names::
 
 from .assign import LevelTargets, assign_darknet, assign_yolov5
 from .boxes import box_area, box_convert, box_iou, wh_iou
+from .classification import KLDivLabelSmoothing, LabelSmoothingCrossEntropy, label_smoothing_cross_entropy
 from .config import PRESETS, LossConfig, scale_yolov5_hyp
 from .decode import decode_grid, decode_wh, decode_xy
 from .iou import aligned_iou, iou_loss
 from .loss import YoloLoss
-from .smoothing import smooth_BCE, smooth_BCE_k
+from .online_smoothing import OnlineLabelSmoothing
+from .smoothing import (
+    class_prior_from_counts,
+    k1_targets,
+    prior_targets,
+    smooth_BCE,
+    smooth_BCE_k,
+    uniform_targets,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "KLDivLabelSmoothing",
+    "LabelSmoothingCrossEntropy",
     "LevelTargets",
     "LossConfig",
+    "OnlineLabelSmoothing",
     "PRESETS",
     "YoloLoss",
     "aligned_iou",
@@ -26,12 +38,17 @@ __all__ = [
     "box_area",
     "box_convert",
     "box_iou",
+    "class_prior_from_counts",
     "decode_grid",
     "decode_wh",
     "decode_xy",
     "iou_loss",
+    "k1_targets",
+    "label_smoothing_cross_entropy",
+    "prior_targets",
     "scale_yolov5_hyp",
     "smooth_BCE",
     "smooth_BCE_k",
+    "uniform_targets",
     "wh_iou",
 ]
