@@ -44,9 +44,7 @@ def decode_wh(t: Tensor, anchor: Tensor, style: str = "yolov5") -> Tensor:
     raise ValueError(f"unknown decode style {style!r}; expected one of {DECODE_STYLES}")
 
 
-def decode_grid(
-    p: Tensor, anchors_px: Tensor, stride: float, style: str = "yolov5", scale_x_y: float = 1.0
-) -> Tensor:
+def decode_grid(p: Tensor, anchors_px: Tensor, stride: float, style: str = "yolov5", scale_x_y: float = 1.0) -> Tensor:
     """Decode a whole level into pixel boxes.
 
     Args:

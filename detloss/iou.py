@@ -9,7 +9,8 @@ that the loss matches it to float rounding:
 * DIoU (Zheng et al. 2020, arXiv 1911.08287): IoU - rho^2 / (c^2 + eps), rho the centre distance,
   c the enclosing diagonal
 * CIoU (same paper): DIoU - alpha * v, v = 4/pi^2 (atan(w2/h2) - atan(w1/h1))^2,
-  alpha = v / (v - IoU + 1 + eps) taken without gradient.
+  alpha = v / (v - IoU + 1 + eps) taken without gradient. Unlike yolov5, the aspect ratios are w / (h + eps),
+  so a collapsed predicted box (w = h = 0, from logits of -1e4) gives a finite loss.
 
 Inputs of lower precision (fp16/bf16, autocast) are computed in fp32.
 """
@@ -67,13 +68,16 @@ def aligned_iou(boxes1: Tensor, boxes2: Tensor, kind: str = "iou", fmt: str = "c
         rho2 = ((b_x1 + b_x2 - a_x1 - a_x2) ** 2 + (b_y1 + b_y2 - a_y1 - a_y2) ** 2) / 4
         if kind == "diou":
             return iou - rho2 / c2
-        v = (4 / math.pi**2) * (torch.atan(w2 / h2) - torch.atan(w1 / h1)) ** 2
+        # eps under the aspect ratios keeps a collapsed (0 x 0) predicted box finite; yolov5 divides by h alone
+        v = (4 / math.pi**2) * (torch.atan(w2 / (h2 + eps)) - torch.atan(w1 / (h1 + eps))) ** 2
         with torch.no_grad():
             alpha = v / (v - iou + (1 + eps))
         return iou - (rho2 / c2 + v * alpha)
 
 
-def iou_loss(boxes1: Tensor, boxes2: Tensor, kind: str = "ciou", fmt: str = "cxcywh", reduction: str = "mean") -> Tensor:
+def iou_loss(
+    boxes1: Tensor, boxes2: Tensor, kind: str = "ciou", fmt: str = "cxcywh", reduction: str = "mean"
+) -> Tensor:
     """``1 - aligned_iou`` reduced by ``"mean"``, ``"sum"`` or ``"none"``; an empty input gives 0 with a graph."""
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"unknown reduction {reduction!r}; expected 'mean', 'sum' or 'none'")

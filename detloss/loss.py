@@ -43,6 +43,8 @@ class YoloLoss(nn.Module):
     anchors_px: Tensor
     strides: Tensor
     balance: Tensor
+    cls_pw: Tensor
+    obj_pw: Tensor
 
     def __init__(
         self,
@@ -110,7 +112,7 @@ class YoloLoss(nn.Module):
     def from_yolov5_hyp(
         cls, hyp: Mapping[str, Any], anchors: Any, strides: Sequence[float], num_classes: int, **overrides: Any
     ) -> YoloLoss:
-        """Build from a yolov5 hyp dict as yolov5's ``ComputeLoss`` receives it (see :meth:`LossConfig.from_yolov5_hyp`)."""
+        """Build from a yolov5 hyp dict as ``ComputeLoss`` receives it (see :meth:`LossConfig.from_yolov5_hyp`)."""
         return cls(anchors, strides, num_classes, LossConfig.from_yolov5_hyp(hyp, **overrides))
 
     def assign(self, targets: Tensor, grids: Sequence[tuple[int, int]]) -> list[LevelTargets]:
@@ -135,7 +137,7 @@ class YoloLoss(nn.Module):
         lbox = torch.stack([t[0] for t in terms]).sum()
         lcls = torch.stack([t[2] for t in terms]).sum()
         objs = torch.stack([t[1] for t in terms])
-        lobj = (objs * self.balance.to(dev)).sum()
+        lobj = (objs * self.balance.to(dev, copy=True)).sum()  # a copy: autobalance updates the buffer in place
         if cfg.autobalance:
             self._autobalance(objs.detach())
         items = torch.stack((lbox * cfg.box, lobj * cfg.obj, lcls * cfg.cls))
@@ -154,25 +156,28 @@ class YoloLoss(nn.Module):
         for i, t in enumerate(terms):
             for name, v in zip(("box", "obj", "cls"), t):
                 if not bool(torch.isfinite(v)):
-                    raise FloatingPointError(f"non-finite {name} loss ({float(v)}) at level {i}: check preds[{i}]")
+                    raise FloatingPointError(
+                        f"non-finite {name} loss ({float(v.detach())}) at level {i}: check preds[{i}]"
+                    )
         raise FloatingPointError("non-finite loss (the gains or the balance are not finite)")
 
     def _level_terms(self, i: int, p: Tensor, lt: LevelTargets, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(box, objectness, class) losses of level ``i``, before gains and balance."""
         cfg = self.cfg
-        zero = p.new_zeros((), dtype=torch.float32)
+        dtype = torch.promote_types(p.dtype, torch.float32)  # fp16/bf16 upcast; fp64 stays fp64
+        zero = p.new_zeros((), dtype=dtype)
         lbox, lcls = zero, zero
-        tobj = torch.zeros(p.shape[:4], dtype=torch.float32, device=p.device)
+        tobj = torch.zeros(p.shape[:4], dtype=dtype, device=p.device)
         if len(lt):
-            ps = p[lt.b, lt.a, lt.gj, lt.gi].float()
+            ps = p[lt.b, lt.a, lt.gj, lt.gi].to(dtype)
             pxy = decode_xy(ps[:, :2], cfg.decode, self.scales[i])
-            pwh = decode_wh(ps[:, 2:4], lt.anchors, cfg.decode)
+            pwh = decode_wh(ps[:, 2:4], lt.anchors.to(dtype), cfg.decode)
             pbox = torch.cat((pxy, pwh), 1)
             if cfg.box_kind == "mse":
-                iou = aligned_iou(pbox, lt.tbox, "iou")
-                lbox = _mse_box(pbox, lt.tbox, grid_area=p.shape[2] * p.shape[3])
+                iou = aligned_iou(pbox, lt.tbox.to(dtype), "iou")
+                lbox = _mse_box(pbox, lt.tbox.to(dtype), grid_area=p.shape[2] * p.shape[3])
             else:
-                iou = aligned_iou(pbox, lt.tbox, cfg.box_kind)
+                iou = aligned_iou(pbox, lt.tbox.to(dtype), cfg.box_kind)
                 lbox = (1.0 - iou).mean()
             score = iou.detach().clamp(min=0)
             b, a, gj, gi = lt.b, lt.a, lt.gj, lt.gi
@@ -183,9 +188,11 @@ class YoloLoss(nn.Module):
                 score = (1.0 - cfg.gr) + cfg.gr * score
             tobj[b, a, gj, gi] = score
             if self.nc > 1:
-                t = class_targets(lt.tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior)
+                t = class_targets(
+                    lt.tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior, dtype
+                )
                 lcls = bce_terms(ps[:, 5:], t, self.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean()
-        obj_terms = bce_terms(p[..., 4].float(), tobj, self.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
+        obj_terms = bce_terms(p[..., 4].to(dtype), tobj, self.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
         if cfg.ignore_thresh < 1.0 and targets.shape[0]:
             keep = ~self._ignore_mask(i, p, targets) | (tobj > 0)
             obj_terms = obj_terms * keep
@@ -213,5 +220,7 @@ class YoloLoss(nn.Module):
 def _mse_box(pbox: Tensor, tbox: Tensor, grid_area: int) -> Tensor:
     """darknet MSE box loss: squared error of xy and of log-wh, weighted by ``2 - w*h`` (normalised area)."""
     scale = 2.0 - tbox[:, 2] * tbox[:, 3] / grid_area
-    err = (pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + (pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()).pow(2).sum(1)
+    err = (pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + (pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()).pow(
+        2
+    ).sum(1)
     return (scale * err).mean()
