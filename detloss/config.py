@@ -26,7 +26,7 @@ from .smoothing import _check_eps
 BOX_KINDS = IOU_KINDS + ("mse",)
 ASSIGNERS = ("yolov5", "darknet")
 BALANCE_RULES = ("yolov5", "uniform")
-SMOOTHING_KINDS = ("yolo", "uniform", "prior")
+SMOOTHING_KINDS = ("yolo", "uniform", "prior", "online")
 
 # yolov5 ComputeLoss: per-level objectness weights
 YOLOV5_BALANCE_3 = (4.0, 1.0, 0.4)
@@ -65,7 +65,9 @@ class LossConfig:
         label_smoothing: eps of the class targets, in [0, 1).
         label_smoothing_kind: ``"yolo"`` = :func:`smooth_BCE` ``(1 - eps/2, eps/2)``; ``"uniform"`` =
             softmax convention ``(1 - eps + eps/K, eps/K)``; ``"prior"`` = ``(1 - eps + eps*u(k), eps*u(k))``
-            with the class prior ``u`` given to :class:`detloss.YoloLoss` (Szegedy et al. 2016).
+            with the class prior ``u`` given to :class:`detloss.YoloLoss` (Szegedy et al. 2016); ``"online"`` =
+            online label smoothing (Zhang et al. 2021) adapted to the BCE class branch, see :class:`detloss.YoloLoss`.
+        ols_alpha: weight of the hard target in the ``"online"`` kind (``alpha*onehot + (1-alpha)*S[:, y]``).
         fl_gamma, fl_alpha: focal loss (Lin et al. 2017) on class and objectness BCE when gamma > 0.
         box_kind: ``"iou" | "giou" | "diou" | "ciou" | "mse"``.
         decode: ``"yolov5" | "darknet"`` (see :mod:`detloss.decode`).
@@ -93,6 +95,7 @@ class LossConfig:
     obj_pw: float = 1.0
     label_smoothing: float = 0.0
     label_smoothing_kind: str = "yolo"
+    ols_alpha: float = 0.5
     fl_gamma: float = 0.0
     fl_alpha: float = 0.25
     box_kind: str = "ciou"
@@ -117,6 +120,7 @@ class LossConfig:
         _check_eps(self.label_smoothing, "LossConfig.label_smoothing")
         _choice("label_smoothing_kind", self.label_smoothing_kind, SMOOTHING_KINDS)
         _num("fl_alpha", self.fl_alpha, lo=0.0, hi=1.0)
+        _num("ols_alpha", self.ols_alpha, lo=0.0, hi=1.0)
         _choice("box_kind", self.box_kind, BOX_KINDS)
         _choice("decode", self.decode, DECODE_STYLES)
         _choice("assign", self.assign, ASSIGNERS)

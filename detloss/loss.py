@@ -18,6 +18,7 @@ from .boxes import box_iou
 from .config import LossConfig, yolov5_balance
 from .decode import decode_grid, decode_wh, decode_xy
 from .iou import aligned_iou
+from .online_smoothing import OnlineLabelSmoothing
 from .terms import bce_terms, class_targets
 from .validate import check_preds, check_targets_shape, check_targets_values, parse_anchors
 
@@ -32,6 +33,15 @@ class YoloLoss(nn.Module):
         num_classes: number of classes ``nc`` (>= 1). With ``nc == 1`` there is no class term.
         config: a :class:`LossConfig` (default: the yolov5 preset).
         class_prior: ``Tensor[nc]`` class frequencies summing to 1, for ``label_smoothing_kind="prior"``.
+
+    Class targets of positives by ``config.label_smoothing_kind`` (eps = ``config.label_smoothing``):
+    ``"yolo"`` ``(1 - eps/2, eps/2)`` (yolov5 ``smooth_BCE``); ``"uniform"`` ``(1 - eps + eps/K, eps/K)``;
+    ``"prior"`` ``(1 - eps) * onehot + eps * class_prior``; ``"online"``: online label smoothing (Zhang et al.
+    2021) adapted to the per-class sigmoid BCE of YOLO heads: the BCE target row of a positive of class y is
+    ``alpha * onehot(y) + (1 - alpha) * S[:, y]`` with ``alpha = config.ols_alpha`` (BCE is linear in its target,
+    so this equals ``alpha * BCE(hard) + (1 - alpha) * BCE(soft)`` as in the paper). ``S`` (``self.ols``, a
+    :class:`detloss.OnlineLabelSmoothing`) is updated from the positives' sigmoid class scores, normalised to sum
+    1, of correctly classified positives, in training mode only; call :meth:`next_epoch` at each epoch end.
 
     Call: ``total, items = loss(preds, targets)`` with ``preds`` a list of ``Tensor[bs, na, ny, nx, 5 + nc]``
     raw logits (channels ``[tx, ty, tw, th, obj, cls...]``) and ``targets`` ``Tensor[n, 6]``
@@ -90,6 +100,16 @@ class YoloLoss(nn.Module):
             raise ValueError("class_prior is only used with label_smoothing_kind='prior'")
         else:
             self.class_prior = None
+        self.ols: OnlineLabelSmoothing | None = None
+        if cfg.label_smoothing_kind == "online":
+            if num_classes < 2:
+                raise ValueError("label_smoothing_kind='online' needs num_classes >= 2")
+            self.ols = OnlineLabelSmoothing(cfg.ols_alpha, n_classes=num_classes, smoothing=cfg.label_smoothing)
+
+    def next_epoch(self) -> None:
+        """Epoch-end hook: swaps in online label smoothing's new soft labels (a no-op for the other kinds)."""
+        if self.ols is not None:
+            self.ols.next_epoch()
 
     def _per_level(self, value: float | tuple[float, ...], name: str) -> tuple[float, ...]:
         if not isinstance(value, tuple):
@@ -188,15 +208,25 @@ class YoloLoss(nn.Module):
                 score = (1.0 - cfg.gr) + cfg.gr * score
             tobj[b, a, gj, gi] = score
             if self.nc > 1:
-                t = class_targets(
-                    lt.tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior, dtype
-                )
+                t = self._class_targets(ps[:, 5:], lt.tcls, dtype)
                 lcls = bce_terms(ps[:, 5:], t, self.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean()
         obj_terms = bce_terms(p[..., 4].to(dtype), tobj, self.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
         if cfg.ignore_thresh < 1.0 and targets.shape[0]:
             keep = ~self._ignore_mask(i, p, targets) | (tobj > 0)
             obj_terms = obj_terms * keep
         return lbox, obj_terms.mean(), lcls
+
+    def _class_targets(self, logits: Tensor, tcls: Tensor, dtype: torch.dtype) -> Tensor:
+        cfg = self.cfg
+        if self.ols is None:
+            return class_targets(tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior, dtype)
+        with torch.no_grad():
+            if self.training:
+                probs = logits.detach().float().sigmoid()
+                self.ols._accumulate(probs / probs.sum(1, keepdim=True).clamp(min=1e-12), tcls)  # tcls validated
+            onehot = torch.zeros(tcls.shape[0], self.nc, device=tcls.device, dtype=dtype)
+            onehot[torch.arange(tcls.shape[0], device=tcls.device), tcls] = 1.0
+            return cfg.ols_alpha * onehot + (1 - cfg.ols_alpha) * self.ols._soft_targets(tcls).to(dtype)
 
     @torch.no_grad()
     def _ignore_mask(self, i: int, p: Tensor, targets: Tensor) -> Tensor:

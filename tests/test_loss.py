@@ -260,3 +260,30 @@ def test_import_detloss_imports_only_torch_and_stdlib():
 
     extra = modules("import torch, detloss") - modules("import torch")
     assert extra <= {"detloss"} | set(sys.stdlib_module_names), extra
+
+
+def test_online_kind_targets_and_epoch_update():
+    """Online smoothing in the BCE branch: target alpha*onehot + (1-alpha)*S[:, y]; S learns from positives."""
+    cfg = LossConfig(label_smoothing=0.1, label_smoothing_kind="online", ols_alpha=0.5, balance=(1.0,), box=0.0,
+                     obj=0.0, cls=1.0)  # fmt: skip
+    loss = YoloLoss([[16, 16]], [8], 3, cfg)
+    p = torch.zeros(1, 1, 8, 8, 8)
+    p[0, 0, 2, 3, 5:] = torch.tensor([0.0, 2.0, 0.0])  # predicts class 1 correctly
+    p.requires_grad_()
+    tg = torch.tensor([[0, 1, 3.5 / 8, 2.5 / 8, 2 / 8, 2 / 8]])
+    loss([p], tg)[0].backward()
+    s0 = torch.tensor([0.05, 0.9, 0.05])  # initial column: 1 - eps on the diagonal, eps / (K - 1) elsewhere
+    target = 0.5 * torch.tensor([0.0, 1.0, 0.0]) + 0.5 * s0
+    torch.testing.assert_close(p.grad[0, 0, 2, 3, 5:] * 3, torch.sigmoid(p[0, 0, 2, 3, 5:].detach()) - target)
+    loss.eval()
+    loss([p], tg)  # eval mode does not accumulate
+    loss.train()
+    loss.next_epoch()
+    probs = torch.sigmoid(torch.tensor([0.0, 2.0, 0.0]))
+    torch.testing.assert_close(loss.ols.supervise[:, 1], probs / probs.sum())
+    torch.testing.assert_close(loss.ols.supervise[:, 0], torch.tensor([0.9, 0.05, 0.05]))  # no sample: kept
+    state = loss.state_dict()
+    assert "ols.supervise" in state
+    fresh = YoloLoss([[16, 16]], [8], 3, cfg)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh.ols.supervise, loss.ols.supervise)
