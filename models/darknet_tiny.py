@@ -1,0 +1,101 @@
+"""Backbone + neck of YOLOv3-tiny and YOLOv4-tiny, layer for layer as the darknet cfgs.
+
+Both take ``Tensor[bs, 3, H, W]`` (H, W multiples of 32) and return the two features the detection
+convolutions read: ``(p4 [bs, c4, H/16, W/16], p5 [bs, c5, H/32, W/32])``; ``out_channels = (c4, c5)``.
+
+Channel counts are the published ones times ``width`` (rounded up to a multiple of 8, as yolov5's
+``make_divisible``); ``depth`` scales the number of 3x3 convs inside each yolov4-tiny CSP block
+(2 in the published model). ``width = depth = 1`` gives exactly the darknet networks.
+
+Sources (topology only): AlexeyAB darknet ``cfg/yolov3-tiny.cfg`` and ``cfg/yolov4-tiny.cfg``.
+Layer numbers in the comments are the cfg's.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .layers import ConvBNLeaky, CSPTinyBlock, MaxPoolSame, make_divisible
+
+
+def _check_mult(width: float, depth: float) -> None:
+    for name, v in (("width", width), ("depth", depth)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 4:
+            raise ValueError(f"{name} multiplier must be a number in (0, 4], got {v!r}")
+
+
+class YoloV3TinyBody(nn.Module):
+    """darknet ``yolov3-tiny.cfg`` layers 0-14 and 17-21 (everything but the two 1x1 detection convs).
+
+    Only a width multiplier: the network has no repeated blocks for a depth multiplier to scale.
+    """
+
+    def __init__(self, width: float = 1.0) -> None:
+        super().__init__()
+        _check_mult(width, 1.0)
+
+        def ch(c: int) -> int:
+            return make_divisible(c * width)
+
+        stages: list[nn.Module] = []
+        c_prev = 3
+        for i, c in enumerate((16, 32, 64, 128, 256)):  # layers 0-8: conv 3x3 + maxpool 2/2 (pool after 8 below)
+            if i:
+                stages.append(nn.MaxPool2d(2, 2))
+            stages.append(ConvBNLeaky(c_prev, ch(c), 3))
+            c_prev = ch(c)
+        self.to_p4 = nn.Sequential(*stages)  # layer 8 output, stride 16
+        self.to_p5 = nn.Sequential(
+            nn.MaxPool2d(2, 2),  # 9
+            ConvBNLeaky(ch(256), ch(512), 3),  # 10
+            MaxPoolSame(),  # 11: size=2 stride=1
+            ConvBNLeaky(ch(512), ch(1024), 3),  # 12
+            ConvBNLeaky(ch(1024), ch(256), 1),  # 13
+        )
+        self.head5 = ConvBNLeaky(ch(256), ch(512), 3)  # 14 (-> detection conv 15)
+        self.lateral = nn.Sequential(ConvBNLeaky(ch(256), ch(128), 1), nn.Upsample(scale_factor=2.0))  # 17-19
+        self.head4 = ConvBNLeaky(ch(128) + ch(256), ch(256), 3)  # 20 route -1,8; 21 (-> detection conv 22)
+        self.out_channels = (ch(256), ch(512))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        c8 = self.to_p4(x)
+        c13 = self.to_p5(c8)
+        p5 = self.head5(c13)
+        p4 = self.head4(torch.cat((self.lateral(c13), c8), 1))
+        return p4, p5
+
+
+class YoloV4TinyBody(nn.Module):
+    """darknet ``yolov4-tiny.cfg`` layers 0-28 and 31-35 (everything but the two 1x1 detection convs)."""
+
+    def __init__(self, width: float = 1.0, depth: float = 1.0) -> None:
+        super().__init__()
+        _check_mult(width, depth)
+
+        def ch(c: int) -> int:
+            return make_divisible(c * width)
+
+        n = max(2, round(2 * depth))
+        self.stem = nn.Sequential(ConvBNLeaky(3, ch(32), 3, 2), ConvBNLeaky(ch(32), ch(64), 3, 2))  # 0, 1
+        self.csp1 = CSPTinyBlock(ch(64), ch(64), n)  # 2-8
+        self.csp2 = CSPTinyBlock(self.csp1.c_out, ch(128), n)  # 10-16
+        self.csp3 = CSPTinyBlock(self.csp2.c_out, ch(256), n)  # 18-24; its fuse conv (23) feeds the P4 head
+        self.pool = nn.MaxPool2d(2, 2)  # 9, 17, 25
+        self.to_p5 = nn.Sequential(
+            ConvBNLeaky(self.csp3.c_out, ch(512), 3),  # 26
+            ConvBNLeaky(ch(512), ch(256), 1),  # 27
+        )
+        self.head5 = ConvBNLeaky(ch(256), ch(512), 3)  # 28 (-> detection conv 29)
+        self.lateral = nn.Sequential(ConvBNLeaky(ch(256), ch(128), 1), nn.Upsample(scale_factor=2.0))  # 31-33
+        self.head4 = ConvBNLeaky(ch(128) + ch(256), ch(256), 3)  # 34 route -1,23; 35 (-> detection conv 36)
+        self.out_channels = (ch(256), ch(512))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        y, _ = self.csp1(self.stem(x))
+        y, _ = self.csp2(self.pool(y))
+        y, f23 = self.csp3(self.pool(y))
+        c27 = self.to_p5(self.pool(y))
+        p5 = self.head5(c27)
+        p4 = self.head4(torch.cat((self.lateral(c27), f23), 1))
+        return p4, p5

@@ -1,0 +1,154 @@
+"""Detector: a darknet tiny body + :class:`models.head.Detect`, selected by name with :func:`build_model`.
+
+Configurations (``MODEL_CFGS``), all two-level (strides 16 and 32), three anchors a level:
+
+* ``"yolov3-tiny"``: darknet ``cfg/yolov3-tiny.cfg`` (8.9 M parameters, 5.6 GFLOPs at 416, nc 80).
+* ``"yolov4-tiny"``: darknet ``cfg/yolov4-tiny.cfg`` (6.1 M parameters, 6.9 GFLOPs at 416, nc 80).
+* ``"yolov4-tiny-n"``: yolov4-tiny at width 0.25 (every channel count / 4), for CPU-sized runs.
+
+Default anchors (pixels) are darknet's tiny anchors: ``10,14 23,27 37,58`` on stride 16 and
+``81,82 135,169 344,319`` on stride 32. (darknet's yolov4-tiny.cfg itself uses ``mask=1,2,3`` on the
+stride-16 level, i.e. ``23,27 37,58 81,82``; pass ``anchors=`` to reproduce that.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from torch import Tensor, nn
+
+from detloss.decode import check_style
+from detloss.validate import parse_anchors
+
+from .darknet_tiny import YoloV3TinyBody, YoloV4TinyBody
+from .head import Detect
+
+STRIDES = (16.0, 32.0)
+TINY_ANCHORS = ((10, 14, 23, 27, 37, 58), (81, 82, 135, 169, 344, 319))
+MAX_STRIDE = 32
+
+_BODIES: dict[str, Callable[[], YoloV3TinyBody | YoloV4TinyBody]] = {
+    "yolov3-tiny": lambda: YoloV3TinyBody(width=1.0),
+    "yolov4-tiny": lambda: YoloV4TinyBody(width=1.0, depth=1.0),
+    "yolov4-tiny-n": lambda: YoloV4TinyBody(width=0.25, depth=1.0),
+}
+MODEL_CFGS = tuple(_BODIES)
+
+
+class Detector(nn.Module):
+    """A YOLO-style detector with two detection levels.
+
+    Attributes:
+        cfg_name: one of ``MODEL_CFGS``; nc: number of classes; names: ``list[str]`` of length nc.
+        strides: ``[16.0, 32.0]``; decode: ``"yolov5" | "darknet"``; scale_x_y: float.
+        anchors_px: ``Tensor[nl, na, 2]`` anchor ``(w, h)`` in pixels (the head's buffer).
+
+    ``forward(x)``: ``x`` float ``Tensor[bs, 3, H, W]`` in 0..1, H and W multiples of 32. Training mode
+    returns per-level logits ``[Tensor[bs, na, H/16, W/16, 5 + nc], Tensor[bs, na, H/32, W/32, 5 + nc]]``;
+    eval mode ``Tensor[bs, N, 5 + nc]`` ``[x1, y1, x2, y2 (input pixels), obj, cls scores...]`` (sigmoids).
+    """
+
+    def __init__(
+        self,
+        cfg_name: str,
+        nc: int,
+        names: Sequence[str],
+        anchors_px: Tensor,
+        decode: str = "yolov5",
+        scale_x_y: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.cfg_name, self.nc, self.names = cfg_name, nc, list(names)
+        self.body = _BODIES[cfg_name]()
+        self.head = Detect(self.body.out_channels, nc, anchors_px, STRIDES, decode, scale_x_y)
+
+    @property
+    def anchors_px(self) -> Tensor:
+        return self.head.anchors_px
+
+    @property
+    def strides(self) -> list[float]:
+        return list(self.head.strides)
+
+    @property
+    def decode(self) -> str:
+        return self.head.decode
+
+    @property
+    def scale_x_y(self) -> float:
+        return self.head.scale_x_y
+
+    def loss_kwargs(self) -> dict[str, Any]:
+        """``dict(anchors=..., strides=..., num_classes=...)`` for ``detloss.YoloLoss(**kw, config=cfg)``.
+
+        The loss config must use the same ``decode`` and ``scale_x_y`` as the model (``self.decode``,
+        ``self.scale_x_y``).
+        """
+        return {"anchors": self.anchors_px.detach().cpu().clone(), "strides": self.strides, "num_classes": self.nc}
+
+    def forward(self, x: Tensor) -> list[Tensor] | Tensor:
+        check_input(x)
+        return self.head(self.body(x))
+
+    def extra_repr(self) -> str:
+        return f"cfg={self.cfg_name!r}, nc={self.nc}"
+
+
+def check_input(x: object) -> None:
+    """``ValueError`` unless ``x`` is a float ``Tensor[bs >= 1, 3, H, W]`` with H, W positive multiples of 32."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"Detector input must be a torch.Tensor [bs, 3, H, W], got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"Detector input must be 4-D [bs, 3, H, W], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"Detector input must be a float tensor scaled to 0..1, got {x.dtype} (divide uint8 by 255)")
+    bs, c, h, w = x.shape
+    if bs < 1 or c != 3:
+        raise ValueError(f"Detector input must be [bs >= 1, 3, H, W], got shape {tuple(x.shape)}")
+    if h < MAX_STRIDE or w < MAX_STRIDE or h % MAX_STRIDE or w % MAX_STRIDE:
+        raise ValueError(
+            f"Detector input H and W must be positive multiples of {MAX_STRIDE}, got {h}x{w} "
+            "(letterbox/pad the image to a multiple of 32)"
+        )
+
+
+def build_model(
+    cfg: str,
+    nc: int,
+    names: Sequence[str] | None = None,
+    decode: str = "yolov5",
+    scale_x_y: float = 1.0,
+    anchors: Any = None,
+) -> Detector:
+    """Build a :class:`Detector` by name.
+
+    Args:
+        cfg: one of ``MODEL_CFGS``.
+        nc: number of classes (int >= 1).
+        names: class names (``nc`` strings); default ``["class0", ...]``.
+        decode: ``"yolov5"`` or ``"darknet"``, the box decode of eval mode; use the same in ``LossConfig``.
+        scale_x_y: darknet xy scale, finite and >= 1 (yolov4-tiny.cfg uses 1.05).
+        anchors: pixels, 2 levels: ``[[w, h, w, h, w, h], [...]]``, ``[[[w, h], ...], ...]`` or ``Tensor[2, na, 2]``;
+            default the tiny anchors ``TINY_ANCHORS``.
+    """
+    if not isinstance(cfg, str) or cfg not in MODEL_CFGS:
+        raise ValueError(f"unknown model cfg {cfg!r}; expected one of {MODEL_CFGS}")
+    if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
+        raise ValueError(f"nc (number of classes) must be an int >= 1, got {nc!r}")
+    if names is None:
+        names = [f"class{i}" for i in range(nc)]
+    elif isinstance(names, str) or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"names must be a list of {nc} strings, got {names!r}")
+    elif len(names) != nc:
+        raise ValueError(f"names has {len(names)} entries for nc={nc} classes")
+    check_style(decode)
+    if isinstance(scale_x_y, bool) or not isinstance(scale_x_y, (int, float)) or not math.isfinite(scale_x_y):
+        raise ValueError(f"scale_x_y must be a finite number >= 1, got {scale_x_y!r}")
+    if scale_x_y < 1.0:
+        raise ValueError(f"scale_x_y must be >= 1, got {scale_x_y}")
+    a = parse_anchors(TINY_ANCHORS if anchors is None else anchors)
+    if a.shape[0] != len(STRIDES):
+        raise ValueError(f"{cfg} has {len(STRIDES)} detection levels (strides {STRIDES}); anchors give {a.shape[0]}")
+    return Detector(cfg, nc, list(names), a, decode, float(scale_x_y))
