@@ -1,0 +1,1 @@
+"""Command-line tools (train, eval, benches), each importable with ``main(argv=None)``."""

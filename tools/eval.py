@@ -1,0 +1,155 @@
+"""Evaluate detections COCO-style: an existing results file, or a model on a dataset split.
+
+Results file::
+
+    python tools/eval.py --gt instances_val2017.json --dt results.json [--backend faster] [--json-out out.json]
+                         [--plots DIR]
+
+Model (yolov5 ``val.py`` flags and defaults)::
+
+    python tools/eval.py --weights runs/train/exp/weights/best.pt --data data.yaml --imgsz 640 --batch-size 32 \\
+                         --conf-thres 0.001 --iou-thres 0.6 --max-det 300 --device 0 --half
+
+Without ``--data`` the model is evaluated on the built-in demo dataset. The ground truth is the split's COCO
+JSON (``--gt`` overrides it; a yolo-layout split without one is evaluated against its own labels). The model's
+COCO results are written to ``<project>/<name>/predictions.json`` (``runs/val/exp``, ``exp2``, ... unless
+``--exist-ok``).
+
+Prints the 12 COCO numbers in cocoapi's layout, a per-class AP table and the detection ECE (see
+``tools/evaluation/calibration.py``). ``--json-out`` writes ``{"stats", "per_class", "calibration", "backend",
+...}``; ``--plots DIR`` writes ``PR_curve.png`` and ``reliability.png``. Bad input raises a ``ValueError``
+naming the file and the problem (exit status 2 from the command line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the checkout importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.evaluation.coco import BACKENDS
+from tools.evaluation.evaluate import EvalResult, evaluate_results
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="eval.py", description=__doc__.split("\n\n")[0])
+    src = p.add_argument_group("results file")
+    src.add_argument("--gt", type=str, help="COCO ground-truth JSON (model mode: overrides the split's)")
+    src.add_argument("--dt", type=str, help="COCO results JSON to evaluate (a list of detections)")
+    m = p.add_argument_group("model")
+    m.add_argument("--weights", type=str, help="checkpoint (models.save_checkpoint format)")
+    m.add_argument("--data", type=str, help="dataset YAML (default: the built-in demo dataset)")
+    m.add_argument("--task", "--split", dest="task", default="val", help="split to evaluate: val, test or train")
+    m.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int, default=640, help="inference size (px)")
+    m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--conf-thres", type=float, default=0.001, help="NMS confidence threshold")
+    m.add_argument("--iou-thres", type=float, default=0.6, help="NMS IoU threshold")
+    m.add_argument("--max-det", type=int, default=300, help="maximum detections per image")
+    m.add_argument("--device", default="", help="cuda device, i.e. 0 or cpu (default: CUDA if available)")
+    m.add_argument("--half", action="store_true", help="FP16 autocast inference (CUDA only)")
+    m.add_argument("--workers", type=int, default=8, help="dataloader workers")
+    m.add_argument("--project", default="runs/val", help="save to project/name")
+    m.add_argument("--name", default="exp", help="save to project/name")
+    m.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--backend", choices=BACKENDS, default="pycocotools", help="COCO evaluator (same numbers)")
+    e.add_argument("--json-out", type=str, help="write stats, per-class AP and calibration as JSON")
+    e.add_argument("--plots", type=str, metavar="DIR", help="write PR_curve.png and reliability.png to DIR")
+    e.add_argument("--calib-bins", type=int, default=10, help="confidence bins of the detection ECE")
+    e.add_argument("--calib-conf", type=float, default=0.0, help="detections below this are left out of the ECE")
+    e.add_argument("--reindex-ann-ids", action="store_true", help="renumber GT annotation ids from 1 (fixes id 0)")
+    args = p.parse_args(argv)
+    if args.dt and args.weights:
+        p.error("give either --dt (evaluate a results file) or --weights (evaluate a model), not both")
+    if args.dt and not args.gt:
+        p.error("--dt needs --gt (the COCO ground truth the results refer to)")
+    if not args.dt and not args.weights:
+        p.error("give --gt and --dt to evaluate a results file, or --weights to evaluate a model")
+    return args
+
+
+def increment_path(path: Path, exist_ok: bool = False) -> Path:
+    """``path`` if free (or ``exist_ok``), else ``path2``, ``path3``, ... (yolov5's run-folder habit)."""
+    if exist_ok or not path.exists():
+        return path
+    n = 2
+    while path.with_name(f"{path.name}{n}").exists():
+        n += 1
+    return path.with_name(f"{path.name}{n}")
+
+
+def _evaluate_model(args: argparse.Namespace) -> EvalResult:
+    from data.datasets import build_dataset, coco_gt_for
+    from data.demo import ensure_demo
+    from data.yaml_io import load_data_yaml
+    from models.checkpoint import load_model
+    from tools.evaluation.inference import evaluate_model, select_device
+
+    device = select_device(args.device)
+    data_yaml = args.data if args.data else ensure_demo()
+    data = load_data_yaml(data_yaml)
+    gt = args.gt or coco_gt_for(data, args.task)
+    if gt is None:
+        print(f"{data_yaml}: split {args.task!r} has no COCO JSON; evaluating against its yolo labels (no crowd)")
+    model = load_model(args.weights, map_location=device).to(device)
+    dataset = build_dataset(data, args.task, args.imgsz, augment=False)
+    save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
+    res = evaluate_model(
+        model,
+        dataset,
+        gt,
+        batch_size=args.batch_size,
+        device=device,
+        workers=args.workers,
+        conf_thres=args.conf_thres,
+        iou_thres=args.iou_thres,
+        max_det=args.max_det,
+        amp=args.half,
+        backend=args.backend,
+        calib_bins=args.calib_bins,
+        calib_conf=args.calib_conf,
+        save_json=save_dir / "predictions.json",
+    )
+    if res is None:  # a non-zero rank under torchrun: rank 0 reports
+        raise SystemExit(0)
+    s = res.speed
+    print(f"Results saved to {save_dir / 'predictions.json'}")
+    print(f"Speed: {s['pre']:.1f}ms pre-process, {s['inference']:.1f}ms inference, {s['nms']:.1f}ms NMS per image")
+    return res
+
+
+def main(argv: list[str] | None = None) -> EvalResult:
+    """Run the evaluation described by ``argv`` (``sys.argv[1:]`` when None); print and return the result."""
+    args = parse_args(argv)
+    if args.weights:
+        res = _evaluate_model(args)
+    else:
+        res = evaluate_results(
+            args.gt,
+            args.dt,
+            backend=args.backend,
+            calib_bins=args.calib_bins,
+            calib_conf=args.calib_conf,
+            reindex_ann_ids=args.reindex_ann_ids,
+        )
+    print(res.report())
+    print(f"backend: {res.coco.backend}")
+    if args.json_out:
+        print(f"JSON written to {res.write_json(args.json_out)}")
+    if args.plots:
+        from tools.evaluation.plots import save_plots
+
+        for path in save_plots(res.coco, res.calibration, args.plots):
+            print(f"plot written to {path}")
+    return res
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except ValueError as err:
+        print(f"eval.py: error: {err}", file=sys.stderr)
+        sys.exit(2)

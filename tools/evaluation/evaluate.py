@@ -1,0 +1,141 @@
+"""Evaluate COCO bbox results (a file or an in-memory list) against a COCO ground truth: one call, one result.
+
+This is the entry point shared by ``tools/eval.py`` and the trainer's per-epoch validation: it checks the
+input (``cocojson``), runs the COCO evaluation (``coco``) and the calibration metric (``calibration``), and
+returns an ``EvalResult`` that prints, serialises and plots itself.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .calibration import Calibration, detection_ece
+from .coco import STAT_NAMES, CocoStats, coco_evaluate
+from .cocojson import atomic_write_json, check_detections, check_ground_truth, read_json
+from .report import format_per_class, format_stats
+
+__all__ = ["EvalResult", "evaluate_results", "load_ground_truth"]
+
+
+@dataclass
+class EvalResult:
+    """COCO numbers, calibration and counts of one evaluation.
+
+    ``stats`` are the 12 COCOeval numbers (``STAT_NAMES`` order); ``calibration`` is None when it could not be
+    computed (scores outside [0, 1]); ``speed`` is milliseconds per image by stage when a model was run.
+    """
+
+    coco: CocoStats
+    calibration: Calibration | None
+    n_images: int
+    n_detections: int
+    speed: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def stats(self) -> list[float]:
+        return self.coco.stats
+
+    @property
+    def map(self) -> float:
+        """AP at IoU .50:.95 (``stats[0]``)."""
+        return self.coco.stats[0]
+
+    @property
+    def map50(self) -> float:
+        """AP at IoU .50 (``stats[1]``)."""
+        return self.coco.stats[1]
+
+    def metrics(self, prefix: str = "metrics/") -> dict[str, float]:
+        """Flat name -> value dict for loggers (``metrics/mAP50-95``, ``metrics/mAP50``, ``metrics/D-ECE``...)."""
+        out = {f"{prefix}{name}": float(v) for name, v in zip(STAT_NAMES, self.stats)}
+        out[f"{prefix}mAP50-95"] = self.map
+        out[f"{prefix}mAP50"] = self.map50
+        if self.calibration is not None:
+            out[f"{prefix}D-ECE"] = self.calibration.ece
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "stats": [float(s) for s in self.stats],
+            "stat_names": list(STAT_NAMES),
+            "per_class": self.coco.per_class,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "backend": self.coco.backend,
+            "images": self.n_images,
+            "detections": self.n_detections,
+            "speed_ms_per_image": self.speed or None,
+        }
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        """Write ``to_dict()`` atomically."""
+        return atomic_write_json(path, self.to_dict(), indent=2)
+
+    def report(self, per_class: bool = True) -> str:
+        """The COCO summary block, the per-class table and the D-ECE line, as printed by ``tools/eval.py``."""
+        parts = [format_stats(self.stats)]
+        if per_class:
+            parts.append(format_per_class(self.coco.per_class, self.stats, self.n_images))
+        if self.calibration is not None:
+            c = self.calibration
+            parts.append(
+                f"D-ECE {c.ece:.4f} over {c.n} detections (conf >= {c.conf_thres:g}, IoU >= {c.iou_thres:g}, "
+                f"{len(c.counts)} bins)"
+            )
+        return "\n".join(parts)
+
+
+def load_ground_truth(gt: str | os.PathLike | dict, reindex_ann_ids: bool = False) -> tuple[dict, str]:
+    """Read (if a path) and check a COCO ground truth; returns ``(checked_dict, source_name)``."""
+    if isinstance(gt, dict):
+        return check_ground_truth(gt, "<ground truth>", reindex_ann_ids), "<ground truth>"
+    source = str(gt)
+    return check_ground_truth(read_json(gt), source, reindex_ann_ids), source
+
+
+def evaluate_results(
+    gt: str | os.PathLike | dict,
+    dt: str | os.PathLike | list,
+    backend: str = "pycocotools",
+    img_ids: Sequence[Any] | None = None,
+    calib_bins: int = 10,
+    calib_conf: float = 0.0,
+    reindex_ann_ids: bool = False,
+) -> EvalResult:
+    """Evaluate COCO bbox results against a COCO ground truth.
+
+    Args:
+        gt: ground-truth JSON path or dict. dt: results JSON path or list of detection dicts.
+        backend: ``"pycocotools"`` (reference) or ``"faster"`` (faster-coco-eval, same numbers, faster).
+        img_ids: evaluate only these image ids (default: all images of the ground truth).
+        calib_bins, calib_conf: D-ECE bins and confidence threshold (see ``calibration``).
+        reindex_ann_ids: renumber ground-truth annotation ids from 1 (fixes id 0; see ``check_ground_truth``).
+
+    Raises:
+        CocoFormatError (a ValueError): malformed files, detections on unknown images or categories.
+    """
+    gt_checked, gt_source = load_ground_truth(gt, reindex_ann_ids)
+    dt_source = "<detections>" if isinstance(dt, list) else str(dt)
+    raw = dt if isinstance(dt, list) else read_json(dt)
+    detections = check_detections(raw, gt_checked, dt_source, gt_source)
+    if img_ids is not None:
+        known = {im["id"] for im in gt_checked["images"]}
+        missing = [i for i in img_ids if i not in known]
+        if missing:
+            raise ValueError(f"img_ids not in the ground truth {gt_source}: {missing[:5]} ({len(missing)} in all)")
+    coco = coco_evaluate(gt_checked, detections, backend, img_ids)
+    try:
+        cal: Calibration | None = detection_ece(gt_checked, detections, calib_bins, calib_conf, 0.5, img_ids)
+    except ValueError as e:
+        if "confidences in [0, 1]" not in str(e):
+            raise
+        warnings.warn(f"{dt_source}: no calibration: {e}", stacklevel=2)
+        cal = None
+    ids = set(img_ids) if img_ids is not None else None
+    n_images = len(gt_checked["images"]) if ids is None else len(ids)
+    n_det = len(detections) if ids is None else sum(d["image_id"] in ids for d in detections)
+    return EvalResult(coco, cal, n_images, n_det)
