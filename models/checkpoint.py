@@ -55,9 +55,12 @@ def _check_plain(value: Any, where: str, depth: int = 0) -> None:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DataParallel / DistributedDataParallel wrappers."""
-    inner = getattr(model, "module", None)
-    return inner if isinstance(inner, nn.Module) else model
+    """The model inside DataParallel / DistributedDataParallel (``.module``) or torch.compile (``._orig_mod``)."""
+    for attr in ("_orig_mod", "module"):
+        inner = getattr(model, attr, None)
+        if isinstance(inner, nn.Module):
+            return _unwrap(inner)
+    return model
 
 
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: Any) -> Path:

@@ -4,10 +4,12 @@ Semantics follow ultralytics yolov5 ``utils/general.non_max_suppression``: score
 scores above ``conf_thres``, at most ``max_nms`` candidates per image (highest scores), NMS per image
 and class (or per image when ``agnostic``), at most ``max_det`` detections per image.
 
-The whole batch is suppressed by one ``torchvision.ops.nms`` call: boxes are shifted apart by group
-(``image * nc + class``, or ``image`` when agnostic) so that boxes of different groups never overlap,
-the trick ``torchvision.ops.batched_nms`` uses. The shift is done in float64, because group offsets of
-a large batch (e.g. 64 images x 80 classes x 640 px ~ 3e6) would cost float32 sub-pixel precision.
+Filtering, ranking and the ``max_nms`` / ``max_det`` limits run on the whole batch without Python
+loops. Suppression is one ``torchvision.ops.nms`` call for the batch on CUDA (one per image on CPU, see
+``SPLIT_BY_IMAGE_ON``): boxes are shifted apart by group (``image * nc + class``, or ``image`` when
+agnostic) so that boxes of different groups never overlap, the trick ``torchvision.ops.batched_nms``
+uses. The shift is done in float64, because group offsets of a large batch (e.g. 64 images x 80
+classes x 640 px ~ 3e6) would cost float32 sub-pixel precision.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torchvision.ops import nms
+
+# Device types where NMS runs one call per image instead of one for the batch. torchvision's CPU kernel
+# costs O(candidates x kept) per call, so one call over a batch of B images costs ~B times the per-image
+# calls (measured: 16 images x 960 boxes, 0.85 s in one call vs 0.2 s per image); the CUDA kernel
+# is parallel and a single call is fastest. Both give the same detections.
+SPLIT_BY_IMAGE_ON = ("cpu",)
 
 
 def _check(pred: object, conf_thres: float, iou_thres: float, max_det: int, max_nms: int) -> None:
@@ -40,6 +48,25 @@ def _rank_in_image(img: Tensor, score: Tensor, bs: int) -> tuple[Tensor, Tensor]
     starts = counts.cumsum(0) - counts
     rank = torch.arange(order.numel(), device=img.device) - starts[img[order]]
     return order, rank
+
+
+def _nms_offset(boxes: Tensor, scores: Tensor, group: Tensor, iou_thres: float) -> Tensor:
+    """One ``nms`` call over all groups: each group shifted by ``group * (extent + 1)`` in float64."""
+    b64 = boxes.double()
+    lo, hi = b64.min(), b64.max()
+    shifted = b64 - lo + (group.double() * (hi - lo + 1.0))[:, None]
+    return nms(shifted, scores.double(), iou_thres)
+
+
+def _nms_per_image(boxes: Tensor, scores: Tensor, group: Tensor, img: Tensor, bs: int, iou_thres: float) -> Tensor:
+    """:func:`_nms_offset` on each image's rows (rows must be grouped by image, as ``_rank_in_image`` orders them)."""
+    keeps, start = [], 0
+    for n in torch.bincount(img, minlength=bs).tolist():
+        if n:
+            sl = slice(start, start + n)
+            keeps.append(_nms_offset(boxes[sl], scores[sl], group[sl], iou_thres) + start)
+        start += n
+    return torch.cat(keeps)
 
 
 def non_max_suppression(
@@ -92,10 +119,10 @@ def non_max_suppression(
 
     if conf.numel():
         group = img if agnostic else img * nc + cls
-        b64 = boxes.double()
-        lo, hi = b64.min(), b64.max()
-        shifted = b64 - lo + (group.double() * (hi - lo + 1.0))[:, None]
-        keep = nms(shifted, conf.double(), iou_thres)  # sorted by descending score
+        if boxes.device.type in SPLIT_BY_IMAGE_ON:
+            keep = _nms_per_image(boxes, conf, group, img, bs, iou_thres)
+        else:
+            keep = _nms_offset(boxes, conf, group, iou_thres)
         boxes, conf, cls, img = boxes[keep], conf[keep], cls[keep], img[keep]
 
     order, rank = _rank_in_image(img, conf, bs)

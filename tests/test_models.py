@@ -7,6 +7,7 @@ import torch
 
 from detloss import LossConfig, YoloLoss, decode_grid
 from models import MODEL_CFGS, TINY_ANCHORS, build_model, count_flops, count_params
+from models.darknet_tiny import YoloV4TinyBody
 from models.layers import CSPTinyBlock, MaxPoolSame
 
 # Layers written out from darknet's cfg files as (kernel, c_in, c_out, output side at 416): every BN conv,
@@ -262,3 +263,12 @@ def test_custom_anchors():
     m = build_model("yolov3-tiny", 1, anchors=[[23, 27, 37, 58, 81, 82], [81, 82, 135, 169, 344, 319]])
     assert m.anchors_px[0, 0].tolist() == [23, 27]
     assert m.head.m[0].out_channels == 3 * 6
+
+
+def test_depth_multiplier_lengthens_csp_chain():
+    deep = YoloV4TinyBody(width=0.25, depth=2.0)
+    assert [len(b.inner) for b in (deep.csp1, deep.csp2, deep.csp3)] == [4, 4, 4]
+    p4, p5 = deep(torch.rand(1, 3, 64, 64))
+    assert p4.shape == (1, 64, 4, 4) and p5.shape == (1, 128, 2, 2)
+    with pytest.raises(ValueError, match="width multiplier"):
+        YoloV4TinyBody(width=0.0)

@@ -89,3 +89,12 @@ def test_load_errors_name_the_file(tmp_path):
     del ckpt["decode"]
     with pytest.raises(ValueError, match=r"missing checkpoint key\(s\) \['decode'\]"):
         load_model(ckpt)
+
+
+def test_wrapped_model_saved_unwrapped(tmp_path):
+    m = trained()
+    path = save_checkpoint(tmp_path / "dp.pt", torch.nn.DataParallel(m))
+    assert not any(k.startswith("module.") for k in load_checkpoint(path)["model"])
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(load_model(path)(x), m(x))

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torchvision.ops import nms
 
+from models import postprocess
 from models.postprocess import non_max_suppression
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
@@ -107,8 +108,15 @@ def reference(pred, conf_thres, iou_thres, max_det, multi_label, agnostic):
     return outs
 
 
+@pytest.fixture(params=["split", "one-call"])
+def nms_path(request, monkeypatch):
+    """Run both suppression paths on any device: per image (CPU default) and one call (CUDA default)."""
+    monkeypatch.setattr(postprocess, "SPLIT_BY_IMAGE_ON", ("cpu", "cuda") if request.param == "split" else ())
+    return request.param
+
+
 @pytest.mark.parametrize("multi_label, agnostic", [(False, False), (True, False), (False, True)])
-def test_matches_per_image_per_class_reference(multi_label, agnostic):
+def test_matches_per_image_per_class_reference(multi_label, agnostic, nms_path):
     g = torch.Generator().manual_seed(1)
     bs, n, nc = 3, 300, 4
     xy = torch.rand(bs, n, 2, generator=g) * 200
@@ -122,7 +130,7 @@ def test_matches_per_image_per_class_reference(multi_label, agnostic):
         assert torch.allclose(a, b)
 
 
-def test_large_batch_offsets_keep_precision():
+def test_large_batch_offsets_keep_precision(nms_path):
     # 64 images x 80 classes, boxes spanning 0..640 px: the last group sits ~3e6 px away, where float32 steps
     # are 0.25 px; IoUs of 0.601 / 0.599 (heights differing by 0.04 px) around the 0.6 threshold must hold
     pred = torch.zeros(64, 4, 85)
