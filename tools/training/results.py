@@ -1,0 +1,78 @@
+"""results.csv with yolov5's column names (plus our gradient and calibration columns) and results.png."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from .runs import atomic_write_text
+
+COLUMNS = (
+    "epoch",
+    "train/box_loss",
+    "train/obj_loss",
+    "train/cls_loss",
+    "metrics/precision",
+    "metrics/recall",
+    "metrics/mAP_0.5",
+    "metrics/mAP_0.5:0.95",
+    "val/box_loss",
+    "val/obj_loss",
+    "val/cls_loss",
+    "x/lr0",
+    "x/lr1",
+    "x/lr2",
+    "train/grad_norm",
+    "train/clipped_frac",
+    "train/nonfinite_steps",
+    "metrics/D-ECE",
+)
+
+
+def append_row(path: str | Path, row: dict[str, float]) -> None:
+    """Rewrite results.csv with one more row (atomically, so a kill never leaves a torn file)."""
+    path = Path(path)
+    rows = read_rows(path) if path.exists() else []
+    missing = [c for c in COLUMNS if c not in row]
+    if missing:
+        raise ValueError(f"results row lacks column(s) {missing}")
+    rows.append({c: float(row[c]) for c in COLUMNS})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow([f"{c:>20s}" for c in COLUMNS])
+    for r in rows:
+        w.writerow([f"{int(r['epoch']):>20d}"] + [f"{r[c]:>20.5g}" for c in COLUMNS[1:]])
+    atomic_write_text(path, buf.getvalue())
+
+
+def read_rows(path: str | Path) -> list[dict[str, float]]:
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = [h.strip() for h in next(reader)]
+        return [{h: float(v) for h, v in zip(header, row)} for row in reader if row]
+
+
+def plot_results(csv_path: str | Path, out: str | Path | None = None) -> Path:
+    """A grid of every results.csv column against the epoch, written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    csv_path = Path(csv_path)
+    out = Path(out) if out is not None else csv_path.with_name("results.png")
+    rows = read_rows(csv_path)
+    epochs = [r["epoch"] for r in rows]
+    cols = COLUMNS[1:]
+    fig, axes = plt.subplots(3, 6, figsize=(18, 8), tight_layout=True)
+    for ax, c in zip(axes.flat, cols):
+        ax.plot(epochs, [r[c] for r in rows], marker=".", linewidth=2, markersize=6)
+        ax.set_title(c, fontsize=10)
+    for ax in list(axes.flat)[len(cols) :]:
+        ax.axis("off")
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,58 @@
+"""Run folders (``runs/train/exp``, ``exp2``, ...) and atomic small-file writes, as yolov5 users expect."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def increment_path(path: str | Path, exist_ok: bool = False) -> Path:
+    """``runs/train/exp`` if free (or ``exist_ok``), else the first free ``exp2``, ``exp3``, ..."""
+    path = Path(path)
+    if exist_ok or not path.exists():
+        return path
+    stem = re.sub(r"\d+$", "", path.name) or path.name
+    taken = {p.name for p in path.parent.iterdir()} if path.parent.exists() else set()
+    n = 2
+    while f"{stem}{n}" in taken:
+        n += 1
+    return path.parent / f"{stem}{n}"
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write text via a temporary file and ``os.replace``: readers never see a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save_yaml(path: str | Path, data: dict[str, Any]) -> Path:
+    import yaml
+
+    return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def latest_run(search: str | Path = "runs") -> Path:
+    """The most recently written ``last.pt`` under ``search`` (what a bare ``--resume`` continues)."""
+    found = sorted(Path(search).glob("**/last*.pt"), key=os.path.getmtime)
+    if not found:
+        raise FileNotFoundError(f"--resume: no last.pt found under {str(search)!r}; pass the checkpoint path")
+    return found[-1]

@@ -1,0 +1,296 @@
+"""The training loop: AMP step order, accumulation, warmup, clipping, EMA, validation, checkpoints, resume.
+
+Step order (yolov5 train.py): ``scaler.scale(loss).backward()``; every ``accumulate`` batches ``unscale_``,
+``clip_grad_norm_``, ``scaler.step``, ``scaler.update``, ``zero_grad``, EMA update. Unlike yolov5, leftover
+accumulated gradients are stepped at the end of each epoch, so an epoch boundary is a clean resume point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, DistributedSampler
+
+from data.datasets import collate_fn
+from models.checkpoint import save_checkpoint
+from tools.evaluation.inference import evaluate_model
+
+from . import dist
+from .ema import ModelEMA, unwrap
+from .optim import build_optimizer, interp, lr_lambda
+from .results import append_row, plot_results
+from .runs import save_yaml
+from .setup import TrainingError, build_datasets, build_loss, build_net, resolve_data
+from .state import precision_recall, rng_state, seed_everything, set_rng_state
+
+NBS = 64  # nominal batch size
+
+
+class Trainer:
+    def __init__(self, opt: argparse.Namespace, hyp: dict[str, float], save_dir: Path, info: dist.DistInfo,
+                 device: torch.device, resume_ckpt: dict[str, Any] | None = None) -> None:  # fmt: skip
+        self.opt, self.hyp, self.save_dir, self.info, self.device = opt, dict(hyp), save_dir, info, device
+        self.wdir = save_dir / "weights"
+        seed_everything(opt.seed + info.rank)
+        self.data, self.data_name = resolve_data(opt.data)
+        self.train_ds, self.val_ds, self.val_gt = build_datasets(self.data, opt, hyp)
+        model, _ = build_net(opt, self.data)
+        self.model = model.to(device)
+        self.loss_fn = build_loss(self.model, opt, hyp, self.train_ds).to(device)
+        self.batch = opt.batch_size // info.world_size
+        self.accumulate = max(round(NBS / opt.batch_size), 1)
+        decay = hyp["weight_decay"] * opt.batch_size * self.accumulate / NBS
+        self.optimizer = build_optimizer(self.model, opt.optimizer, hyp["lr0"], hyp["momentum"], decay)
+        self.lf = lr_lambda(opt.epochs, hyp["lrf"], opt.cos_lr)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
+        self.amp = bool(opt.amp) and device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.ema: ModelEMA | None = ModelEMA(self.model)  # on every rank: each infers its val shard with it
+        self.start_epoch, self.best_fitness, self.best_epoch = 0, -1.0, -1
+        self.nonfinite_total = 0
+        if resume_ckpt is not None:
+            self._restore(resume_ckpt)
+        if info.enabled:
+            if opt.sync_bn and device.type == "cuda":
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.model = DDP(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.tb = _tensorboard(save_dir) if info.main else None
+
+    # ----------------------------------------------------------------------------------------------- state
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        unwrap(self.model).load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        self.loss_fn.load_state_dict(ckpt["loss"])
+        if self.ema is not None and ckpt.get("ema") is not None:
+            self.ema.ema.load_state_dict(ckpt["ema"])
+            self.ema.updates = int(ckpt["updates"])
+        self.start_epoch = int(ckpt["epoch"]) + 1
+        self.best_fitness, self.best_epoch = float(ckpt["best_fitness"]), int(ckpt["best_epoch"])
+        self.nonfinite_total = int(ckpt.get("nonfinite_total", 0))
+        self.scheduler.last_epoch = self.start_epoch - 1
+        self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+        if ckpt.get("rng") is not None and self.info.rank == 0:
+            set_rng_state(ckpt["rng"])
+        if self.start_epoch >= self.opt.epochs:
+            raise ValueError(f"--resume: the run already finished its {self.opt.epochs} epochs; nothing to resume")
+        print(f"resuming from epoch {self.start_epoch} of {self.opt.epochs}")
+
+    def save(self, epoch: int, fitness: float | None, interrupted: bool = False) -> None:
+        if not self.info.main:
+            return
+        assert self.ema is not None
+        extra = dict(
+            ema=self.ema.ema, updates=self.ema.updates, optimizer=self.optimizer.state_dict(),
+            scaler=self.scaler.state_dict(), loss=self.loss_fn.state_dict(), epoch=epoch,
+            best_fitness=self.best_fitness, best_epoch=self.best_epoch, nonfinite_total=self.nonfinite_total,
+            opt=vars(self.opt), hyp=self.hyp, rng=rng_state(), interrupted=interrupted,
+            date=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        )  # fmt: skip
+        save_checkpoint(self.wdir / "last.pt", self.model, **extra)
+        if fitness is not None and fitness >= self.best_fitness and epoch == self.best_epoch:
+            save_checkpoint(self.wdir / "best.pt", self.model, **extra)
+
+    # ----------------------------------------------------------------------------------------------- loop
+    def fit(self) -> dict[str, float]:
+        opt, info = self.opt, self.info
+        if info.main:
+            save_yaml(self.save_dir / "hyp.yaml", self.hyp)
+            save_yaml(self.save_dir / "opt.yaml", {k: v for k, v in vars(opt).items()})
+        last: dict[str, float] = {}
+        stop = False
+        for epoch in range(self.start_epoch, opt.epochs):
+            try:
+                train_row = self.train_epoch(epoch)
+            except KeyboardInterrupt:
+                print(f"\ninterrupted in epoch {epoch}: saving {self.wdir / 'last.pt'} (resume redoes epoch {epoch})")
+                self.save(epoch - 1, None, interrupted=True)
+                if info.main and (self.save_dir / "results.csv").exists():
+                    plot_results(self.save_dir / "results.csv")
+                raise
+            self.scheduler.step()
+            final = epoch + 1 == opt.epochs
+            val_row = self.validate() if (not opt.noval or final) else _empty_val()
+            fitness = 0.1 * val_row["metrics/mAP_0.5"] + 0.9 * val_row["metrics/mAP_0.5:0.95"]
+            if fitness > self.best_fitness:
+                self.best_fitness, self.best_epoch = fitness, epoch
+            last = {"epoch": epoch, **train_row, **val_row}
+            if info.main:
+                append_row(self.save_dir / "results.csv", last)
+                if self.tb is not None:
+                    for k, v in last.items():
+                        self.tb.add_scalar(k, v, epoch)
+            self.save(epoch, fitness)
+            self.loss_fn.next_epoch()
+            if opt.patience and epoch - self.best_epoch >= opt.patience:
+                stop = True
+                print(f"early stop: no improvement in {opt.patience} epochs (best epoch {self.best_epoch})")
+            if dist.broadcast_flag(stop, self.device):
+                break
+        if info.main and (self.save_dir / "results.csv").exists():
+            plot_results(self.save_dir / "results.csv")
+        return last
+
+    def _loader(self, epoch: int) -> DataLoader:
+        self.train_ds.set_epoch(epoch)
+        g = torch.Generator().manual_seed(self.opt.seed + epoch)
+        sampler = None
+        if self.info.enabled:
+            sampler = DistributedSampler(self.train_ds, self.info.world_size, self.info.rank, True, self.opt.seed)
+            sampler.set_epoch(epoch)
+        return DataLoader(self.train_ds, batch_size=self.batch, shuffle=sampler is None, sampler=sampler,
+                          generator=g if sampler is None else None, num_workers=self.opt.workers,
+                          collate_fn=collate_fn, pin_memory=self.device.type == "cuda", drop_last=False)  # fmt: skip
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        opt, hyp, model = self.opt, self.hyp, self.model
+        loader = self._loader(epoch)
+        nb = len(loader)
+        nw = max(round(hyp["warmup_epochs"] * nb), 100) if hyp["warmup_epochs"] > 0 else -1
+        model.train()
+        self.loss_fn.train()
+        mloss = torch.zeros(3, device=self.device)
+        norms, clipped, steps, seen = [], 0, 0, 0
+        consecutive = 0
+        last_opt_step = epoch * nb - 1
+        accumulate = self.accumulate
+        pbar = _progress(loader, nb, self.info.main)
+        self.optimizer.zero_grad()
+        for i, (imgs, targets, _, _) in enumerate(pbar):
+            ni = i + nb * epoch
+            imgs = imgs.to(self.device, non_blocking=True).float() / 255
+            targets = targets.to(self.device)
+            if ni <= nw:
+                xi = (0.0, float(nw))
+                accumulate = max(1, round(interp(ni, xi, (1.0, NBS / opt.batch_size))))
+                for j, g in enumerate(self.optimizer.param_groups):
+                    start = hyp["warmup_bias_lr"] if j == 2 else 0.0
+                    g["lr"] = interp(ni, xi, (start, g["initial_lr"] * self.lf(epoch)))
+                    if "momentum" in g:
+                        g["momentum"] = interp(ni, xi, (hyp["warmup_momentum"], hyp["momentum"]))
+            with torch.autocast(self.device.type, enabled=self.amp):
+                preds = model(imgs)
+            try:
+                loss, items = self.loss_fn(preds, targets)
+                if self.info.enabled:
+                    loss = loss * self.info.world_size  # DDP averages gradients over ranks
+                finite = True
+            except FloatingPointError as e:
+                finite, reason = False, str(e)
+            if finite and not bool(torch.isfinite(loss)):
+                finite, reason = False, f"loss {float(loss.detach())}"
+            if not finite:
+                self.nonfinite_total += 1
+                consecutive += 1
+                warnings.warn(f"non-finite loss at epoch {epoch} batch {i}: {reason}; step skipped", stacklevel=1)
+                if consecutive >= opt.max_nonfinite:
+                    raise TrainingError(
+                        f"{consecutive} consecutive non-finite losses (epoch {epoch}, batch {i}): stopping; the "
+                        f"last good checkpoint is {self.wdir / 'last.pt'}. Lower the learning rate or check the data."
+                    )
+                continue
+            consecutive = 0
+            self.scaler.scale(loss).backward()
+            if ni - last_opt_step >= accumulate or i == nb - 1:
+                norm = self._step()
+                if norm is not None:
+                    norms.append(norm)
+                    clipped += int(opt.clip_grad > 0 and norm > opt.clip_grad)
+                steps += 1
+                last_opt_step = ni
+            mloss = (mloss * i + items) / (i + 1)
+            seen += imgs.shape[0]
+            if self.info.main:
+                mem = f"{torch.cuda.memory_reserved(self.device) / 1e9:.3g}G" if self.device.type == "cuda" else "0G"
+                pbar.set_description(
+                    f"{epoch}/{opt.epochs - 1} {mem} box {mloss[0]:.4f} obj {mloss[1]:.4f} cls {mloss[2]:.4f} "
+                    f"inst {targets.shape[0]} size {imgs.shape[-1]}"
+                )
+        lrs = [g["lr"] for g in self.optimizer.param_groups]
+        mloss = dist.all_mean(mloss)
+        return {
+            "train/box_loss": float(mloss[0]), "train/obj_loss": float(mloss[1]), "train/cls_loss": float(mloss[2]),
+            "x/lr0": lrs[0], "x/lr1": lrs[1], "x/lr2": lrs[2],
+            "train/grad_norm": float(sum(norms) / len(norms)) if norms else float("nan"),
+            "train/clipped_frac": clipped / max(len(norms), 1), "train/nonfinite_steps": float(self.nonfinite_total),
+        }  # fmt: skip
+
+    def _step(self) -> float | None:
+        """unscale_, clip, step, update, zero_grad, EMA. Returns the gradient norm before clipping."""
+        self.scaler.unscale_(self.optimizer)
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        max_norm = self.opt.clip_grad if self.opt.clip_grad > 0 else math.inf
+        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return norm if math.isfinite(norm) else None
+
+    # ----------------------------------------------------------------------------------------------- val
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        model = self.ema.ema if self.ema is not None else unwrap(self.model)
+        res = evaluate_model(model, self.val_ds, gt=self.val_gt, batch_size=self.batch * 2, device=self.device,
+                             workers=self.opt.workers, amp=self.amp, backend="faster")  # fmt: skip
+        vloss = self._val_loss(model)
+        if res is None:  # non-zero ranks
+            return _empty_val()
+        p, r = precision_recall(res.coco.precision)
+        ece = res.calibration.ece if res.calibration is not None else float("nan")
+        return {
+            "metrics/precision": p, "metrics/recall": r, "metrics/mAP_0.5": res.map50,
+            "metrics/mAP_0.5:0.95": res.map, "val/box_loss": vloss[0], "val/obj_loss": vloss[1],
+            "val/cls_loss": vloss[2], "metrics/D-ECE": ece,
+        }  # fmt: skip
+
+    def _val_loss(self, model: torch.nn.Module) -> list[float]:
+        """Loss items on the val set: eval-mode body (BN frozen) with the head returning raw logits."""
+        head = model.head
+        loader = DataLoader(self.val_ds, batch_size=self.batch * 2, shuffle=False, num_workers=self.opt.workers,
+                            collate_fn=collate_fn)  # fmt: skip
+        was = self.loss_fn.training
+        self.loss_fn.eval()  # online smoothing must not learn from validation
+        total, n = torch.zeros(3, device=self.device), 0
+        head.train()
+        try:
+            for imgs, targets, _, _ in loader:
+                imgs = imgs.to(self.device).float() / 255
+                with torch.autocast(self.device.type, enabled=self.amp):
+                    preds = model(imgs)
+                total += self.loss_fn(preds, targets.to(self.device))[1]
+                n += 1
+        finally:
+            head.eval()
+            self.loss_fn.train(was)
+        return (total / max(n, 1)).tolist()
+
+
+def _empty_val() -> dict[str, float]:
+    keys = ("metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95", "val/box_loss",
+            "val/obj_loss", "val/cls_loss", "metrics/D-ECE")  # fmt: skip
+    return {k: 0.0 for k in keys}
+
+
+def _progress(loader: DataLoader, total: int, enabled: bool) -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return loader
+    return tqdm(loader, total=total, disable=not enabled, bar_format="{l_bar}{bar:10}{r_bar}")
+
+
+def _tensorboard(save_dir: Path) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard not installed: log to results.csv only
+        return None
+    return SummaryWriter(str(save_dir))
