@@ -89,6 +89,8 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     from tools.evaluation.inference import evaluate_model, select_device
 
     device = select_device(args.device)
+    if args.half and device.type != "cuda":
+        print(f"--half ignored on {device.type}: FP16 autocast is used on CUDA only")
     data_yaml = args.data if args.data else ensure_demo()
     data = load_data_yaml(data_yaml)
     gt = args.gt or coco_gt_for(data, args.task)
