@@ -75,7 +75,7 @@ class Trainer:
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.best_fitness, self.best_epoch = float(ckpt["best_fitness"]), int(ckpt["best_epoch"])
         self.nonfinite_total = int(ckpt.get("nonfinite_total", 0))
-        self.scheduler.last_epoch = self.start_epoch - 1
+        self.scheduler.last_epoch = self.start_epoch  # LambdaLR steps once per finished epoch
         self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
         if ckpt.get("rng") is not None and self.info.rank == 0:
             set_rng_state(ckpt["rng"])

@@ -1,0 +1,213 @@
+"""tools/train.py in-process on a tiny slice of the demo dataset: artefacts, smoothing, clipping, faults, resume."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.demo import ensure_demo
+from models.checkpoint import load_checkpoint
+from tools import train
+from tools.training import dist
+from tools.training.hyp import load_hyp
+from tools.training.results import COLUMNS
+from tools.training.setup import TrainingError
+from tools.training.trainer import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    """A data YAML over 16 train and 8 val demo images (txt lists), with the demo's names."""
+    demo = ensure_demo(tmp_path_factory.mktemp("demo"))
+    root = demo.parent
+    out = tmp_path_factory.mktemp("tiny")
+    train_imgs = sorted((root / "images" / "train").iterdir())[:16]
+    val_imgs = sorted((root / "images" / "val").iterdir())[:8]
+    (out / "train.txt").write_text("\n".join(str(p) for p in train_imgs))
+    (out / "val.txt").write_text("\n".join(str(p) for p in val_imgs))
+    import yaml
+
+    names = yaml.safe_load(demo.read_text())["names"]
+    (out / "tiny.yaml").write_text(yaml.safe_dump({"path": str(out), "train": "train.txt", "val": "val.txt",
+                                                   "names": names}))  # fmt: skip
+    return out / "tiny.yaml"
+
+
+def args(data: Path, project: Path, *extra: str) -> list[str]:
+    return ["--data", str(data), "--project", str(project), "--imgsz", "64", "--batch-size", "8", "--epochs", "1",
+            "--workers", "0", "--device", "cpu", *extra]  # fmt: skip
+
+
+def make_trainer(data: Path, project: Path, *extra: str) -> Trainer:
+    opt = train.parse_opt(args(data, project, *extra))
+    save_dir = project / "exp"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    return Trainer(opt, load_hyp(None), save_dir, dist.DistInfo(), torch.device("cpu"))
+
+
+def rows(run: Path) -> list[dict[str, float]]:
+    with open(run / "results.csv") as f:
+        r = csv.reader(f)
+        head = [h.strip() for h in next(r)]
+        return [dict(zip(head, map(float, row))) for row in r]
+
+
+def test_run_writes_every_artefact(tiny_data, tmp_path):
+    run = train.main(args(tiny_data, tmp_path, "--epochs", "2", "--label-smoothing", "0.1"))
+    assert run == tmp_path / "exp"
+    for f in ("weights/last.pt", "weights/best.pt", "results.csv", "results.png", "opt.yaml", "hyp.yaml"):
+        assert (run / f).is_file(), f
+    assert not list(run.rglob("*.tmp")) and not list(run.rglob(".*tmp*"))
+    table = rows(run)
+    assert [r["epoch"] for r in table] == [0, 1]
+    assert list(table[0]) == list(COLUMNS)
+    assert all(r["train/grad_norm"] > 0 and 0 <= r["train/clipped_frac"] <= 1 for r in table)
+    ckpt = load_checkpoint(run / "weights" / "last.pt")
+    assert ckpt["epoch"] == 1 and ckpt["opt"]["label_smoothing"] == 0.1 and ckpt["cfg"] == "yolov4-tiny-n"
+    # a second run with the same name increments like yolov5: exp2
+    assert train.main(args(tiny_data, tmp_path, "--noval")) == tmp_path / "exp2"
+
+
+def test_label_smoothing_reaches_class_targets(tiny_data, tmp_path, monkeypatch):
+    import detloss.loss as loss_mod
+
+    seen: list[torch.Tensor] = []
+    real = loss_mod.class_targets
+
+    def spy(*a, **k):
+        t = real(*a, **k)
+        seen.append(t.detach().clone())
+        return t
+
+    monkeypatch.setattr(loss_mod, "class_targets", spy)
+    tr = make_trainer(tiny_data, tmp_path, "--label-smoothing", "0.1")
+    tr.train_epoch(0)
+    values = torch.cat([t.flatten() for t in seen]).unique()
+    torch.testing.assert_close(values, torch.tensor([0.05, 0.95]))
+
+
+def test_clipping_bounds_the_gradient_norm(tiny_data, tmp_path):
+    tr = make_trainer(tiny_data, tmp_path, "--clip-grad", "1.0")
+    real_loss = tr.loss_fn.forward
+    tr.loss_fn.forward = lambda p, t: (lambda out: (out[0] * 1e6, out[1]))(real_loss(p, t))  # a huge loss
+    norms_at_step = []
+    real_step = tr.optimizer.step
+
+    def step(*a, **k):
+        grads = [p.grad for g in tr.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norms_at_step.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        return real_step(*a, **k)
+
+    tr.optimizer.step = step
+    row = tr.train_epoch(0)
+    assert norms_at_step and all(n <= 1.0 + 1e-4 for n in norms_at_step)
+    assert row["train/grad_norm"] > 1e3 and row["train/clipped_frac"] == 1.0
+
+
+def test_non_finite_loss_is_skipped_and_counted(tiny_data, tmp_path):
+    tr = make_trainer(tiny_data, tmp_path)
+    real_loss = tr.loss_fn.forward
+    calls = {"n": 0}
+
+    def flaky(p, t):
+        calls["n"] += 1
+        total, items = real_loss(p, t)
+        return (total * float("nan"), items) if calls["n"] == 1 else (total, items)
+
+    tr.loss_fn.forward = flaky
+    with pytest.warns(UserWarning, match="non-finite loss"):
+        row = tr.train_epoch(0)
+    assert row["train/nonfinite_steps"] == 1.0
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
+def test_consecutive_non_finite_losses_stop_and_keep_the_checkpoint(tiny_data, tmp_path):
+    tr = make_trainer(tiny_data, tmp_path, "--max-nonfinite", "2", "--epochs", "2")
+    tr.fit_epoch0 = tr.train_epoch(0)
+    tr.save(0, 0.0)
+    before = load_checkpoint(tr.wdir / "last.pt")
+    tr.loss_fn.forward = lambda p, t: (torch.tensor(float("inf")), torch.zeros(3))
+    with pytest.warns(UserWarning), pytest.raises(TrainingError, match="consecutive non-finite"):
+        tr.train_epoch(1)
+    after = load_checkpoint(tr.wdir / "last.pt")
+    assert after["epoch"] == before["epoch"] == 0
+
+
+def test_interrupted_checkpoint_write_keeps_last_pt(tiny_data, tmp_path, monkeypatch):
+    tr = make_trainer(tiny_data, tmp_path)
+    tr.save(0, 0.0)
+    good = (tr.wdir / "last.pt").read_bytes()
+
+    def torn_save(obj, f, *a, **k):
+        f.write(b"PK\x03\x04 half a zip")
+        raise KeyboardInterrupt  # killed mid-write
+
+    monkeypatch.setattr(torch, "save", torn_save)
+    with pytest.raises(KeyboardInterrupt):
+        tr.save(1, 0.0)
+    monkeypatch.undo()
+    assert (tr.wdir / "last.pt").read_bytes() == good
+    assert load_checkpoint(tr.wdir / "last.pt")["epoch"] == 0
+    assert sorted(p.name for p in tr.wdir.iterdir()) == ["last.pt"]  # no temp file left behind
+
+
+def test_resume_is_bit_identical(tiny_data, tmp_path, monkeypatch):
+    full = train.main(args(tiny_data, tmp_path / "a", "--epochs", "2", "--seed", "3"))
+    real = Trainer.train_epoch
+
+    def stop_at_1(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        return real(self, epoch)
+
+    monkeypatch.setattr(Trainer, "train_epoch", stop_at_1)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(args(tiny_data, tmp_path / "b", "--epochs", "2", "--seed", "3"))
+    monkeypatch.undo()
+    part = tmp_path / "b" / "exp"
+    assert load_checkpoint(part / "weights" / "last.pt")["epoch"] == 0
+    resumed = train.main(["--resume", str(part / "weights" / "last.pt")])
+    assert resumed == part
+    a = load_checkpoint(full / "weights" / "last.pt")
+    b = load_checkpoint(part / "weights" / "last.pt")
+    assert a["epoch"] == b["epoch"] == 1
+    for key in ("model", "ema"):
+        for k, v in a[key].items():
+            assert torch.equal(v, b[key][k]), (key, k)
+    assert rows(full)[-1]["metrics/mAP_0.5:0.95"] == rows(part)[-1]["metrics/mAP_0.5:0.95"]
+
+
+def test_bad_options(tiny_data, tmp_path):
+    for extra, match in ((["--label-smoothing", "1.0"], "label-smoothing"), (["--imgsz", "65"], "multiple of 32"),
+                         (["--batch-size", "0"], "batch-size")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            train.main(args(tiny_data, tmp_path, *extra))
+    with pytest.raises(FileNotFoundError, match="no last.pt"):
+        train.main(["--resume", "--project", str(tmp_path / "nothing")])
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_cpu(tiny_data, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(ROOT / "tools" / "train.py"), *args(tiny_data, tmp_path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    runs = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.pt"))
+    assert runs == [Path("exp/weights/best.pt"), Path("exp/weights/last.pt")]
+    assert len(rows(tmp_path / "exp")) == 1
