@@ -203,8 +203,9 @@ def _free_port() -> int:
 
 @pytest.mark.slow
 def test_torchrun_two_processes_cpu(tiny_data, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-           "--master_port", str(_free_port()), str(ROOT / "tools" / "train.py"), *args(tiny_data, tmp_path)]  # fmt: skip
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    rdzv = ["--master_addr", "127.0.0.1", "--master_port", str(_free_port())]
+    cmd = [*launcher, *rdzv, str(ROOT / "tools" / "train.py"), *args(tiny_data, tmp_path)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
