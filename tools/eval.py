@@ -43,7 +43,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument("--weights", type=str, help="checkpoint (models.save_checkpoint format)")
     m.add_argument("--data", type=str, help="dataset YAML (default: the built-in demo dataset)")
     m.add_argument("--task", "--split", dest="task", default="val", help="split to evaluate: val, test or train")
-    m.add_argument("--imgsz", "--img", "--img-size", dest="imgsz", type=int, default=640, help="inference size (px)")
+    m.add_argument(
+        "--imgsz",
+        "--img",
+        "--img-size",
+        dest="imgsz",
+        type=int,
+        default=None,
+        help="inference size (px); default: the checkpoint's training size, else 640",
+    )
     m.add_argument("--batch-size", type=int, default=32)
     m.add_argument("--conf-thres", type=float, default=0.001, help="NMS confidence threshold")
     m.add_argument("--iou-thres", type=float, default=0.6, help="NMS IoU threshold")
@@ -85,10 +93,15 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     from data.datasets import build_dataset, coco_gt_for
     from data.demo import ensure_demo
     from data.yaml_io import load_data_yaml
-    from models.checkpoint import load_model
+    from models.checkpoint import load_checkpoint, load_model
     from tools.evaluation.inference import evaluate_model, select_device
+    from tools.training import dist
 
+    info = dist.from_env()  # under torchrun: each rank infers its shard, rank 0 gathers and evaluates
     device = select_device(args.device)
+    if info.enabled and device.type == "cuda":
+        device = select_device(str(info.local_rank))
+    dist.init(info, device)
     if args.half and device.type != "cuda":
         print(f"--half ignored on {device.type}: FP16 autocast is used on CUDA only")
     data_yaml = args.data if args.data else ensure_demo()
@@ -96,8 +109,10 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     gt = args.gt or coco_gt_for(data, args.task)
     if gt is None:
         print(f"{data_yaml}: split {args.task!r} has no COCO JSON; evaluating against its yolo labels (no crowd)")
-    model = load_model(args.weights, map_location=device).to(device)
-    dataset = build_dataset(data, args.task, args.imgsz, augment=False)
+    ckpt = load_checkpoint(args.weights, map_location="cpu")
+    imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
+    model = load_model(ckpt, map_location=device).to(device)
+    dataset = build_dataset(data, args.task, imgsz, augment=False)
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
     res = evaluate_model(
         model,
@@ -115,6 +130,8 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
         calib_conf=args.calib_conf,
         save_json=save_dir / "predictions.json",
     )
+    if info.enabled:
+        dist.shutdown()
     if res is None:  # a non-zero rank under torchrun: rank 0 reports
         raise SystemExit(0)
     s = res.speed
