@@ -1,0 +1,185 @@
+"""Convert between the yolov5 layout and COCO JSON.
+
+``yolo_to_coco``: image ids are the :class:`data.datasets.YoloDataset` indices and category ids the
+class indices (so the JSON is the ground truth for that dataset's predictions); annotation ids start
+at 1 (pycocotools treats id 0 as unmatched); ``bbox = [x, y, w, h]`` float pixels; ``area = w*h``.
+
+``coco_to_yolo``: sorted category ids become class indices ``0..nc-1``; crowd annotations are left
+out (they are not objects to detect); images are hard-linked (or copied) to ``out/images/<split>/``
+and labels written to ``out/labels/<split>/``; ``out/data.yaml`` gets the split, ``names`` and
+``coco_cat_ids`` (class index -> original category id).
+
+Command line::
+
+    python -m data.convert yolo2coco data.yaml --split val --out instances_val.json
+    python -m data.convert coco2yolo instances_val2017.json --images val2017/ --out coco_yolo/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from .datasets import CocoDataset, YoloDataset
+from .report import DatasetError
+from .sources import label_path
+from .yaml_io import load_data_yaml, parse_data_dict
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def yolo_to_coco(
+    data_yaml: str | os.PathLike | dict, split: str, out_json: str | os.PathLike, strict: bool = False
+) -> Path:
+    """Write the COCO JSON of one split of a yolov5-layout dataset; returns ``out_json``.
+
+    ``file_name`` is relative to the split folder when the split is one folder (pass that folder as
+    ``img_dir`` to ``CocoDataset``), else relative to the dataset ``path``.
+    """
+    d = load_data_yaml(data_yaml) if not isinstance(data_yaml, dict) else parse_data_dict(data_yaml)
+    entry = d.get(split)
+    if not entry:
+        raise DatasetError(f"{d.get('yaml_file', 'data')}: no '{split}' split")
+    ds = YoloDataset(entry, names=d["names"], strict=strict)
+    base = Path(entry) if isinstance(entry, str) and Path(entry).is_dir() else Path(d["path"])
+    images: list[dict] = []
+    anns: list[dict] = []
+    for k, (f, (h, w), lab) in enumerate(zip(ds.im_files, ds.shapes, ds.labels)):
+        rel = os.path.relpath(f, base) if Path(f).is_relative_to(base) else f
+        images.append({"id": ds.image_ids[k], "file_name": rel, "width": w, "height": h})
+        for c, cx, cy, bw, bh in lab.astype(float):
+            x, y, pw, ph = (cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": ds.image_ids[k],
+                    "category_id": int(c),
+                    "bbox": [x, y, pw, ph],
+                    "area": pw * ph,
+                    "iscrowd": 0,
+                }
+            )
+    coco = {
+        "info": {"description": f"converted from {d.get('yaml_file', 'data')} split {split} by detloss data.convert"},
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": k, "name": n} for k, n in enumerate(ds.names)],
+    }
+    atomic_write_text(out_json, json.dumps(coco))
+    return Path(out_json)
+
+
+def coco_to_yolo(
+    ann_json: str | os.PathLike,
+    img_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    split: str | None = None,
+    link: bool = True,
+    strict: bool = False,
+) -> Path:
+    """Write a COCO split as a yolov5-layout dataset under ``out_dir``; returns ``out_dir/data.yaml``.
+
+    ``split`` defaults to the JSON name without ``instances_`` (``instances_val2017.json`` -> ``val2017``).
+    ``link``: hard-link images when possible (else copy). Existing label files are replaced.
+    """
+    ds = CocoDataset(ann_json, img_dir, strict=strict)
+    split = split or Path(ann_json).stem.removeprefix("instances_")
+    out = Path(out_dir).resolve()
+    src_root = Path(img_dir).resolve()
+    for f, lab in zip(ds.im_files, ds.labels):
+        src = Path(f)
+        rel = src.relative_to(src_root) if src.is_relative_to(src_root) else Path(src.name)
+        dst = out / "images" / split / rel
+        _place_image(src, dst, link)
+        rows = "".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in lab.astype(float))
+        atomic_write_text(label_path(dst), rows)
+    return _update_yaml(out, split, ds.names, ds.cat_ids)
+
+
+def _place_image(src: Path, dst: Path, link: bool) -> None:
+    if dst.exists() and dst.samefile(src):
+        return
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
+    try:
+        if link:
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copy2(src, tmp)
+        else:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _update_yaml(out: Path, split: str, names: list[str], cat_ids: list[int]) -> Path:
+    """Create or update ``out/data.yaml`` with this split; a split named like train/val/test fills that key."""
+    path = out / "data.yaml"
+    data: dict = {}
+    if path.exists():
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise DatasetError(f"{path}: exists but is not a mapping; will not overwrite it")
+        if data.get("names") and list(data["names"]) != list(names):
+            raise DatasetError(f"{path}: has names {data['names']} but this split has {names}")
+        if data.get("coco_cat_ids") and list(data["coco_cat_ids"]) != list(cat_ids):
+            raise DatasetError(f"{path}: has coco_cat_ids {data['coco_cat_ids']} but this split has {cat_ids}")
+    key = next((k for k in ("train", "val", "test") if k in split.lower()), split)
+    data.update(path=str(out), names=list(names), nc=len(names), coco_cat_ids=list(cat_ids))
+    data[key] = f"images/{split}"
+    for k in ("train", "val"):  # the YAML needs both; a split converted later replaces the stand-in
+        data.setdefault(k, f"images/{split}")
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m data.convert", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    a = sub.add_parser("yolo2coco", help="yolov5 layout split -> COCO JSON")
+    a.add_argument("data", help="data YAML")
+    a.add_argument("--split", default="val", help="split key in the YAML (default: val)")
+    a.add_argument("--out", required=True, help="output JSON file")
+    a.add_argument("--strict", action="store_true", help="fail on the first bad label or image")
+    b = sub.add_parser("coco2yolo", help="COCO JSON + images -> yolov5 layout")
+    b.add_argument("ann_json", help="COCO annotation file (instances_*.json)")
+    b.add_argument("--images", required=True, help="folder the file_names are relative to")
+    b.add_argument("--out", required=True, help="output dataset folder")
+    b.add_argument("--split", default=None, help="split name (default: from the JSON name)")
+    b.add_argument("--copy", action="store_true", help="copy images instead of hard-linking")
+    b.add_argument("--strict", action="store_true", help="fail on the first bad annotation or image")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "yolo2coco":
+            print(yolo_to_coco(args.data, args.split, args.out, strict=args.strict))
+        else:
+            print(coco_to_yolo(args.ann_json, args.images, args.out, args.split, not args.copy, args.strict))
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

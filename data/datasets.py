@@ -1,0 +1,187 @@
+"""Dataset readers: the yolov5 layout (:class:`YoloDataset`) and COCO JSON (:class:`CocoDataset`), the batch
+collate function, and :func:`build_dataset` which picks the reader from a data YAML split entry.
+
+Samples and their conventions are described in :mod:`data.base`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .base import DetectionDataset
+from .coco import read_coco
+from .report import DatasetError, DatasetNotFoundError
+from .sources import IMG_SUFFIXES, label_path, list_images, read_labels
+from .yaml_io import load_data_yaml, parse_data_dict
+
+
+class YoloDataset(DetectionDataset):
+    """Images and yolov5 ``labels/*.txt`` of a folder, a ``.txt`` list of images, or a list of those.
+
+    ``names``: class names; when ``None`` they become ``"0".."k"`` for the largest class id ``k`` found
+    (then class ids cannot be range-checked). ``image_id`` is the dataset index and
+    ``cat_ids == list(range(nc))``. Bad rows/images/label files are skipped and summarised in one
+    :class:`data.report.DatasetWarning` (``strict=True``: :class:`data.report.DatasetError`).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike | list,
+        imgsz: int = 640,
+        augment: bool = False,
+        hyp: dict | None = None,
+        strict: bool = False,
+        names: list[str] | None = None,
+        seed: int = 0,
+    ):
+        src = ", ".join(map(str, source)) if isinstance(source, list | tuple) else str(source)
+        super().__init__(imgsz, augment, hyp, strict, seed, source=src)
+        files = list_images(source)
+        if not files:
+            raise DatasetError(f"{src}: no images found (suffixes {', '.join(IMG_SUFFIXES)})")
+        if names is not None and not list(names):
+            raise DatasetError(f"{src}: names is empty")
+        self.report.images_found = len(files)
+        self.im_files = files
+        ok = self._verify_images()
+        nc = len(names) if names is not None else None
+        kept_files, kept_labels, kept_shapes = [], [], []
+        for f, good, shape in zip(files, ok, self.shapes):
+            if not good:
+                continue
+            lab = read_labels(label_path(f), nc, self.report)
+            if lab is None:  # unreadable label file: skipping the image avoids training on it as background
+                continue
+            kept_files.append(f)
+            kept_labels.append(lab)
+            kept_shapes.append(shape)
+        self.im_files, self.labels, self.shapes = kept_files, kept_labels, kept_shapes
+        self.image_ids = list(range(len(kept_files)))
+        if names is None:
+            top = max((int(lb[:, 0].max()) for lb in kept_labels if len(lb)), default=0)
+            names = [str(k) for k in range(top + 1)]
+        self.names = [str(n) for n in names]
+        self.cat_ids = list(range(self.nc))
+        self._finish()
+
+
+class CocoDataset(DetectionDataset):
+    """Images of ``img_dir`` (joined with each ``file_name``) labelled by a COCO ``instances_*.json``.
+
+    Category ids map to class indices in sorted order (``cat_ids[cls]`` is the COCO id; names from
+    ``categories``); crowd annotations are skipped; ``image_id`` is the COCO image id. Images whose
+    decoded size differs from the JSON's ``width``/``height`` count as bad images.
+    """
+
+    def __init__(
+        self,
+        ann_json: str | os.PathLike,
+        img_dir: str | os.PathLike,
+        imgsz: int = 640,
+        augment: bool = False,
+        hyp: dict | None = None,
+        strict: bool = False,
+        seed: int = 0,
+    ):
+        super().__init__(imgsz, augment, hyp, strict, seed, source=str(ann_json))
+        root = Path(img_dir).expanduser()
+        if not root.is_dir():
+            raise DatasetNotFoundError(f"image folder not found: {root} (for {ann_json})")
+        index = read_coco(ann_json, self.report)
+        self.report.images_found = len(index.image_ids)
+        self.im_files = [str((root / name).resolve()) for name in index.file_names]
+        ok = self._verify_images(expected=index.shapes)
+        keep = [k for k, good in enumerate(ok) if good]
+        self.im_files = [self.im_files[k] for k in keep]
+        self.shapes = [self.shapes[k] for k in keep]
+        self.labels = [index.labels[k] for k in keep]
+        self.image_ids = [index.image_ids[k] for k in keep]
+        self.names, self.cat_ids = index.names, index.cat_ids
+        self._finish()
+
+
+def collate_fn(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str], list[dict]]:
+    """Stack samples into ``(imgs uint8 [bs, 3, H, W], targets float [n, 6], paths, metas)``.
+
+    ``targets`` rows are ``(image index in batch, cls, cx, cy, w, h)``, boxes normalised to ``H, W``.
+    """
+    if not batch:
+        raise ValueError("collate_fn got an empty batch")
+    imgs, labels, paths, metas = zip(*batch)
+    shapes = {tuple(im.shape) for im in imgs}
+    if len(shapes) != 1:
+        raise ValueError(f"collate_fn needs images of one shape, got {sorted(shapes)}")
+    targets = []
+    for k, lb in enumerate(labels):
+        lb = lb.clone()
+        lb[:, 0] = k
+        targets.append(lb)
+    return torch.stack(imgs), torch.cat(targets, 0), list(paths), list(metas)
+
+
+def _as_data(data: str | os.PathLike | dict) -> dict[str, Any]:
+    if isinstance(data, dict):
+        return parse_data_dict(data, source=str(data.get("yaml_file", "data dict")))
+    return load_data_yaml(data)
+
+
+def _split_entry(data: dict[str, Any], split: str) -> Any:
+    entry = data.get(split)
+    if entry is None or entry == []:
+        avail = [k for k in ("train", "val", "test") if data.get(k)]
+        raise DatasetError(f"{data.get('yaml_file', 'data')}: no '{split}' split (has {avail})")
+    return entry
+
+
+def build_dataset(
+    data: str | os.PathLike | dict,
+    split: str,
+    imgsz: int,
+    augment: bool = False,
+    hyp: dict | None = None,
+    strict: bool = False,
+    seed: int = 0,
+) -> DetectionDataset:
+    """The dataset of ``split`` in a data YAML (path or dict, see :mod:`data.yaml_io`).
+
+    A split entry ending in ``.json`` gives a :class:`CocoDataset` whose images are in the
+    ``{split}_images`` key, else ``path/images/{split}`` when that folder exists, else ``path``;
+    anything else (folder, ``.txt`` list, list) gives a :class:`YoloDataset` with the YAML ``names``.
+    """
+    d = _as_data(data)
+    entry = _split_entry(d, split)
+    if isinstance(entry, str) and entry.lower().endswith(".json"):
+        img_dir = d.get(f"{split}_images")
+        if not img_dir:
+            guess = Path(d["path"]) / "images" / split
+            img_dir = guess if guess.is_dir() else Path(d["path"])
+        ds: DetectionDataset = CocoDataset(entry, img_dir, imgsz, augment, hyp, strict, seed)
+        if ds.nc != d["nc"]:
+            raise DatasetError(f"{entry}: {ds.nc} categories but the data YAML has {d['nc']} names")
+        return ds
+    return YoloDataset(entry, imgsz, augment, hyp, strict, names=d["names"], seed=seed)
+
+
+def coco_gt_for(data: str | os.PathLike | dict, split: str) -> Path | None:
+    """The COCO ground-truth JSON of ``split``: the split entry itself if it is a ``.json``, else the
+    ``{split}_json`` key; ``None`` when there is none (make one with ``data.convert.yolo_to_coco``).
+
+    For a :class:`YoloDataset` its image ids must be the dataset indices and its category ids the
+    class indices (as in the demo and in ``yolo_to_coco`` output).
+    """
+    d = _as_data(data)
+    entry = _split_entry(d, split)
+    if isinstance(entry, str) and entry.lower().endswith(".json"):
+        path = entry
+    elif d.get(f"{split}_json"):
+        path = d[f"{split}_json"]
+    else:
+        return None
+    p = Path(path)
+    if not p.is_file():
+        raise DatasetNotFoundError(f"COCO ground truth of split '{split}' not found: {p}")
+    return p

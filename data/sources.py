@@ -1,0 +1,154 @@
+"""Files of a yolov5-layout split: list its images, find their label files, read and verify both.
+
+Layout (yolov5 ``utils/dataloaders.py``, ultralytics docs "Object Detection Datasets"): every image
+``.../images/<rest>/<stem>.<ext>`` has its labels at ``.../labels/<rest>/<stem>.txt`` (the last
+``images`` folder in the path becomes ``labels``; without one, the ``.txt`` sits beside the image).
+Each label row is ``class cx cy w h``, box centre and size normalised 0..1 to the image width and
+height. A missing label file means an image with no objects.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .report import DatasetNotFoundError, DatasetReport
+
+IMG_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm")
+CLIP_TOL = 0.01  # box edges up to this far outside 0..1 are clipped (a 'clipped' notice); further is a bad row
+ROUND_TOL = 1e-5  # edges this close outside 0..1 are rounding of 6-decimal labels: clipped without a notice
+
+
+def list_images(source: str | os.PathLike | list | tuple) -> list[str]:
+    """Image paths (absolute, sorted per folder, list order kept) of a folder, a ``.txt`` list, an image, or a list.
+
+    ``.txt`` lists hold one image path per line; relative lines resolve against the list's folder
+    (yolov5 resolves ``./`` lines against the list's parent). Raises :class:`DatasetNotFoundError`
+    naming the first missing entry.
+    """
+    if isinstance(source, list | tuple):
+        out: list[str] = []
+        for s in source:
+            out.extend(list_images(s))
+        return out
+    p = Path(source).expanduser()
+    if p.is_dir():
+        return sorted(str(f.resolve()) for f in p.rglob("*") if f.suffix.lower() in IMG_SUFFIXES and f.is_file())
+    if p.is_file() and p.suffix.lower() == ".txt":
+        out = []
+        for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+            line = line.strip()
+            if line:
+                q = Path(line).expanduser()
+                out.append(str((q if q.is_absolute() else p.parent / q).resolve()))
+        return out
+    if p.is_file() and p.suffix.lower() in IMG_SUFFIXES:
+        return [str(p.resolve())]
+    if p.exists():
+        raise DatasetNotFoundError(f"{p}: not an image folder, a .txt list of images, or an image")
+    raise DatasetNotFoundError(f"dataset path not found: {p}")
+
+
+def label_path(img_path: str | os.PathLike) -> Path:
+    """The yolov5 label file of an image: last ``images`` folder -> ``labels``, suffix -> ``.txt``."""
+    p = Path(img_path)
+    parts = list(p.parts)
+    for i in range(len(parts) - 2, -1, -1):
+        if parts[i] == "images":
+            parts[i] = "labels"
+            break
+    return Path(*parts).with_suffix(".txt")
+
+
+def read_image(path: str | os.PathLike) -> tuple[np.ndarray | None, str]:
+    """Decode an image to BGR uint8 ``[H, W, 3]``; return ``(image, "")`` or ``(None, reason)``.
+
+    Grey and alpha images become 3-channel. A JPEG without its end-of-image marker counts as
+    truncated (OpenCV would decode the missing part as grey).
+    """
+    try:
+        buf = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as e:
+        return None, f"cannot read image: {e.strerror or e}"
+    if buf.size == 0:
+        return None, "empty image file"
+    if buf[:2].tobytes() == b"\xff\xd8" and not buf.tobytes().rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return None, "truncated JPEG (no end-of-image marker)"
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        return None, "corrupt or unsupported image (OpenCV cannot decode it)"
+    return img, ""
+
+
+def read_labels(path: Path, nc: int | None, report: DatasetReport) -> np.ndarray | None:
+    """Read one yolov5 label file into float32 ``[n, 5]`` rows ``(cls, cx, cy, w, h)``, normalised 0..1.
+
+    Bad rows (wrong column count, non-numeric, NaN/inf, non-integer or negative class, class >= nc,
+    coordinates outside 0..1, non-positive size) are reported with file and line and skipped; box
+    edges at most :data:`CLIP_TOL` outside the image are clipped; exact duplicate rows are dropped.
+    Returns an empty array when the file is missing, ``None`` when it cannot be read (reported).
+    """
+    if not path.exists():
+        report.add("missing_label", path, None, "no label file (image kept as background)")
+        return np.zeros((0, 5), np.float32)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        report.add("bad_label_file", path, None, f"cannot read label file: {e}")
+        return None
+    rows: list[tuple[float, ...]] = []
+    seen: dict[tuple[float, ...], int] = {}
+    for ln, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        row = _parse_row(fields, nc, path, ln, report)
+        if row is None:
+            continue
+        if row in seen:
+            report.add("duplicate", path, ln, f"duplicate of line {seen[row]} dropped")
+            continue
+        seen[row] = ln
+        rows.append(row)
+    return np.array(rows, np.float32).reshape(-1, 5)
+
+
+def _parse_row(fields: list[str], nc: int | None, path: Path, ln: int, report: DatasetReport):
+    if len(fields) != 5:
+        report.add("bad_row", path, ln, f"expected 5 columns 'class cx cy w h', got {len(fields)}")
+        return None
+    try:
+        vals = [float(f) for f in fields]
+    except ValueError:
+        report.add("bad_row", path, ln, f"non-numeric value in {' '.join(fields)!r}")
+        return None
+    if not all(math.isfinite(v) for v in vals):
+        report.add("bad_row", path, ln, f"NaN or infinite value in {' '.join(fields)!r}")
+        return None
+    c, cx, cy, w, h = vals
+    if c != int(c) or c < 0:
+        report.add("bad_row", path, ln, f"class {fields[0]!r} is not a non-negative integer")
+        return None
+    if nc is not None and c >= nc:
+        report.add("bad_row", path, ln, f"class {int(c)} >= number of names ({nc})")
+        return None
+    if min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1:
+        report.add("bad_row", path, ln, f"coordinates {fields[1:]} outside 0..1 (must be normalised)")
+        return None
+    if w <= 0 or h <= 0:
+        report.add("bad_row", path, ln, f"box width/height must be > 0, got {fields[3]} {fields[4]}")
+        return None
+    x1, y1, x2, y2 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
+    if min(x1, y1) < -CLIP_TOL or max(x2, y2) > 1 + CLIP_TOL:
+        report.add("bad_row", path, ln, f"box {fields[1:]} extends past the image edge by more than {CLIP_TOL}")
+        return None
+    if min(x1, y1) < 0 or max(x2, y2) > 1:
+        if min(x1, y1) < -ROUND_TOL or max(x2, y2) > 1 + ROUND_TOL:
+            report.add("clipped", path, ln, "box edge slightly outside the image clipped to it")
+        x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, 1.0), min(y2, 1.0)
+        cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
+    return (float(int(c)), cx, cy, w, h)

@@ -1,0 +1,137 @@
+"""Read and validate a yolov5-style data YAML.
+
+Format (yolov5 ``data/coco128.yaml``, ultralytics docs "Dataset YAML")::
+
+    path: ../datasets/coco128     # dataset root; relative paths resolve against the YAML's folder
+    train: images/train2017       # folder of images, .txt list of image paths, or a list of those
+    val: images/train2017
+    test:                         # optional
+    names: {0: person, 1: bicycle}  # or a list: [person, bicycle]
+    nc: 2                         # optional; must equal len(names)
+    val_json: annotations/instances_val.json  # detloss extra: COCO ground truth of a split
+
+One difference from yolov5: a relative ``path`` is resolved against the YAML file's folder (yolov5
+resolves it against its own checkout), and a missing ``path`` means the YAML's folder.
+Split entries ending in ``.json`` name COCO annotation files (read by ``CocoDataset``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .report import DatasetError, DatasetNotFoundError
+
+REQUIRED_KEYS = ("train", "val", "names")
+SPLIT_KEYS = ("train", "val", "test")
+# Extra keys holding paths that are resolved like the split entries (e.g. val_json, val_images).
+PATH_SUFFIXES = ("_json", "_images")
+
+
+def load_data_yaml(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a data YAML and return it validated, with absolute paths.
+
+    Returns:
+        a dict with ``path`` (absolute str), ``train``/``val``/``test`` (absolute str or list of str,
+        ``None`` when absent), ``names`` (list[str]), ``nc`` (int), ``yaml_file`` (absolute str),
+        and every other key kept (paths under ``*_json`` / ``*_images`` keys made absolute).
+
+    Raises:
+        DatasetNotFoundError: the file does not exist.
+        DatasetError: bad YAML (with line), not a mapping, missing key, empty or malformed names.
+    """
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise DatasetNotFoundError(f"data YAML not found: {file}")
+    try:
+        text = file.read_text(encoding="utf-8")
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{file}:{mark.line + 1}" if mark is not None else str(file)
+        problem = getattr(e, "problem", None) or str(e)
+        raise DatasetError(f"{where}: invalid YAML: {problem}") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"{file}: cannot read data YAML: {e}") from e
+    return parse_data_dict(raw, base_dir=file.resolve().parent, source=str(file))
+
+
+def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source: str = "data dict") -> dict[str, Any]:
+    """Validate a data mapping (as read from YAML) and resolve its paths; idempotent.
+
+    ``base_dir`` anchors a relative ``path`` (default: the current directory).
+    """
+    if not isinstance(raw, dict):
+        kind = type(raw).__name__
+        raise DatasetError(f"{source}: a data YAML must be a mapping with keys {list(REQUIRED_KEYS)}, got {kind}")
+    missing = [k for k in REQUIRED_KEYS if k not in raw or raw[k] is None]
+    if missing:
+        raise DatasetError(f"{source}: missing key(s) {missing} (required: {list(REQUIRED_KEYS)})")
+    data = dict(raw)
+    data["names"] = _parse_names(raw["names"], source)
+    if raw.get("nc") is not None:
+        nc = raw["nc"]
+        if isinstance(nc, bool) or not isinstance(nc, int) or nc != len(data["names"]):
+            raise DatasetError(f"{source}: key 'nc' is {nc!r} but 'names' has {len(data['names'])} entries")
+    data["nc"] = len(data["names"])
+
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    root = raw.get("path")
+    if root is None or root == "":
+        root_path = base
+    elif isinstance(root, str | os.PathLike):
+        root_path = Path(root).expanduser()
+        root_path = root_path if root_path.is_absolute() else base / root_path
+    else:
+        raise DatasetError(f"{source}: key 'path' must be a string, got {type(root).__name__}")
+    data["path"] = str(root_path.resolve())
+
+    for key in list(data):
+        if key in SPLIT_KEYS or key.endswith(PATH_SUFFIXES):
+            data[key] = _resolve_entry(data[key], Path(data["path"]), source, key)
+    for key in SPLIT_KEYS:
+        data.setdefault(key, None)
+    if source != "data dict" and "yaml_file" not in data:
+        data["yaml_file"] = str(Path(source).resolve())
+    return data
+
+
+def _parse_names(names: Any, source: str) -> list[str]:
+    if isinstance(names, dict):
+        keys = list(names)
+        if not keys:
+            raise DatasetError(f"{source}: key 'names' is empty")
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys):
+            raise DatasetError(f"{source}: key 'names' as a mapping needs integer class ids, got {keys[:5]}")
+        if sorted(keys) != list(range(len(keys))):
+            want = f"0..{len(keys) - 1}"
+            raise DatasetError(f"{source}: class ids in 'names' must be {want} without gaps, got {sorted(keys)}")
+        out = [names[i] for i in range(len(keys))]
+    elif isinstance(names, list | tuple):
+        if not names:
+            raise DatasetError(f"{source}: key 'names' is empty")
+        out = list(names)
+    else:
+        raise DatasetError(f"{source}: key 'names' must be a list or a mapping, got {type(names).__name__}")
+    for i, n in enumerate(out):
+        if not isinstance(n, str | int | float) or isinstance(n, bool) or str(n).strip() == "":
+            raise DatasetError(f"{source}: names[{i}] must be a non-empty string, got {n!r}")
+    return [str(n) for n in out]
+
+
+def _resolve_entry(value: Any, root: Path, source: str, key: str) -> Any:
+    if value is None or value == "":
+        return None
+    if isinstance(value, list | tuple):
+        return [_resolve_one(v, root, source, f"{key}[{i}]") for i, v in enumerate(value)]
+    return _resolve_one(value, root, source, key)
+
+
+def _resolve_one(value: Any, root: Path, source: str, key: str) -> str:
+    if not isinstance(value, str | os.PathLike):
+        raise DatasetError(f"{source}: key '{key}' must be a path string, got {type(value).__name__}")
+    p = Path(value).expanduser()
+    return str((p if p.is_absolute() else root / p).resolve())

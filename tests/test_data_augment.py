@@ -1,0 +1,223 @@
+"""Every augmentation keeps boxes on the pixels they label: filled boxes of unique colours are drawn, the
+image is augmented, and each output box must match the bounding box of its colour's pixels (IoU > 0.8)."""
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from data.augment import AugConfig, augment_hsv, box_keep, flip_lr, flip_ud, random_affine
+from data.datasets import YoloDataset, collate_fn
+from data.mosaic import mosaic4
+
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255), (255, 128, 0)]
+COLOURS += [(128, 0, 255), (0, 128, 255), (255, 255, 255), (128, 255, 0), (255, 0, 128)]
+
+
+def iou(a, b):
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def colour_mask(img, col, tol=40):
+    return (np.abs(img.astype(int) - np.array(col)).max(-1) < tol).astype(np.uint8)
+
+
+def pixel_box(mask):
+    x, y, w, h = cv2.boundingRect(mask)
+    return (x, y, x + w, y + h) if w and h else None
+
+
+def scene(rng, h=160, w=200, k=4, first=0):
+    """A black image with k filled rectangles of colours first..first+k-1; labels (cls, x1, y1, x2, y2)."""
+    img = np.zeros((h, w, 3), np.uint8)
+    labels = []
+    for c in range(first, first + k):
+        for _ in range(100):  # non-overlapping, so each colour's pixels are its whole box
+            bw, bh = rng.integers(20, 60, 2)
+            x, y = rng.integers(0, w - bw), rng.integers(0, h - bh)
+            if not (colour_mask(img, (0, 0, 0), 1)[y : y + bh, x : x + bw] == 0).any():
+                break
+        img[y : y + bh, x : x + bw] = COLOURS[c]
+        labels.append([c, x, y, x + bw, y + bh])
+    return img, np.array(labels, np.float32)
+
+
+def check_boxes(img, labels, originals=None, margin=4):
+    """Each label covers its colour (found inside the label box + margin); no clearly visible colour lost."""
+    for c, *box in labels:
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
+        region = np.zeros(img.shape[:2], np.uint8)
+        region[max(y1 - margin, 0) : y2 + margin, max(x1 - margin, 0) : x2 + margin] = 1
+        pb = pixel_box(colour_mask(img, COLOURS[int(c)]) * region)
+        assert pb is not None, f"class {c}: no pixels of its colour near its box {box}"
+        # IoU > 0.8, or for small boxes every edge within 2 px (blended border pixels miss the colour test)
+        close = max(abs(a - b) for a, b in zip(pb, box)) <= 2.0
+        assert iou(pb, box) > 0.8 or close, f"class {c}: box {box} vs pixels {pb}, IoU {iou(pb, box):.3f}"
+    if originals is not None:  # a box may only be dropped once most of its object is gone
+        kept = {int(c) for c in labels[:, 0]}
+        for c, x1, y1, x2, y2 in originals:
+            if int(c) not in kept:
+                visible = colour_mask(img, COLOURS[int(c)]).sum()
+                assert visible < 0.35 * (x2 - x1) * (y2 - y1), f"class {c} dropped with {visible} px visible"
+
+
+AFFINE = {
+    "scale+translate": dict(scale=0.5, translate=0.2),
+    "rotate": dict(degrees=30, scale=0.0, translate=0.0),
+    "shear": dict(shear=10, scale=0.2, translate=0.1),
+    "all": dict(degrees=20, shear=5, scale=0.5, translate=0.2),
+}
+
+
+@pytest.mark.parametrize("name", list(AFFINE))
+@pytest.mark.parametrize("seed", range(4))
+def test_random_affine_boxes_follow_pixels(name, seed):
+    rng = np.random.default_rng(seed)
+    img, labels = scene(rng)
+    cfg = AugConfig(**AFFINE[name])
+    out, lab = random_affine(img, labels, rng, cfg)
+    assert out.shape == img.shape and lab.shape[1] == 5
+    check_boxes(out, lab, labels)
+    assert len(lab) >= 1
+
+
+def test_random_affine_identity_when_all_zero():
+    img, labels = scene(np.random.default_rng(1))
+    out, lab = random_affine(img, labels, np.random.default_rng(0), AugConfig(scale=0, translate=0))
+    np.testing.assert_array_equal(out, img)
+    np.testing.assert_allclose(lab, labels, atol=1e-4)
+
+
+@pytest.mark.parametrize("flip", [flip_lr, flip_ud])
+def test_flips_exact(flip):
+    img, labels = scene(np.random.default_rng(2))
+    out, lab = flip(img, labels)
+    for c, *box in lab:
+        assert pixel_box(colour_mask(out, COLOURS[int(c)])) == tuple(int(v) for v in box)
+    out2, lab2 = flip(out, lab)
+    np.testing.assert_array_equal(out2, img)
+    np.testing.assert_allclose(lab2, labels)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mosaic_then_crop_boxes_follow_pixels(seed):
+    rng = np.random.default_rng(seed)
+    s = 160
+    parts = [scene(rng, h=int(rng.integers(90, 161)), w=int(rng.integers(90, 161)), k=3, first=3 * j) for j in range(4)]
+    canvas, lab = mosaic4([p[0] for p in parts], [p[1] for p in parts], s, rng)
+    assert canvas.shape == (2 * s, 2 * s, 3)
+    originals = np.concatenate([p[1] for p in parts])
+    check_boxes(canvas, lab)
+    out, lab2 = random_affine(canvas, lab, rng, AugConfig(degrees=10, scale=0.3, translate=0.1), border=-s // 2)
+    assert out.shape == (s, s, 3)
+    check_boxes(out, lab2, originals)
+
+
+def test_mosaic_input_checks():
+    with pytest.raises(ValueError, match="4 images"):
+        mosaic4([np.zeros((8, 8, 3), np.uint8)] * 3, [np.zeros((0, 5))] * 3, 8, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="larger than s"):
+        mosaic4([np.zeros((9, 8, 3), np.uint8)] * 4, [np.zeros((0, 5))] * 4, 8, np.random.default_rng(0))
+
+
+def test_hsv_changes_colours_not_geometry_and_is_seeded():
+    img, _ = scene(np.random.default_rng(3))
+    img[img.sum(-1) == 0] = (40, 90, 160)
+    a = augment_hsv(img, np.random.default_rng(7), 0.5, 0.7, 0.4)
+    b = augment_hsv(img, np.random.default_rng(7), 0.5, 0.7, 0.4)
+    c = augment_hsv(img, np.random.default_rng(8), 0.5, 0.7, 0.4)
+    assert a.shape == img.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and not np.array_equal(a, img)
+    # regions stay regions: pixels equal before stay equal after (a per-value lookup table)
+    m = colour_mask(img, COLOURS[0], 1).astype(bool)
+    assert len(np.unique(a[m].reshape(-1, 3), axis=0)) == 1
+    assert augment_hsv(img, np.random.default_rng(0), 0, 0, 0) is img
+
+
+def test_box_keep_rule():
+    before = np.array([[0, 0, 100, 100]] * 4, np.float32)
+    after = np.array([[0, 0, 100, 100], [0, 0, 1.5, 50], [0, 0, 30, 30], [0, 0, 100, 4]], np.float32)
+    # full box kept; 1.5 px wide dropped; 9% of the area dropped; aspect 25 dropped
+    assert box_keep(before, after).tolist() == [True, False, False, False]
+    assert box_keep(before, after, gain=0.3).tolist() == [True, False, True, False]
+
+
+def test_aug_config_validation_and_hyp_conversion():
+    cfg = AugConfig.from_hyp({"lr0": 0.01, "fliplr": 0.0, "mosaic": 0.5, "degrees": 3})
+    assert (cfg.fliplr, cfg.mosaic, cfg.degrees, cfg.hsv_h) == (0.0, 0.5, 3, 0.015)
+    for bad in ({"fliplr": 1.5}, {"scale": 1.0}, {"hsv_v": -0.1}, {"degrees": float("nan")}, {"mosaic": "1"}):
+        with pytest.raises(ValueError, match=list(bad)[0]):
+            AugConfig.from_hyp(bad)
+    with pytest.warns(UserWarning, match="mixup"):
+        AugConfig.from_hyp({"mixup": 0.1})
+    with pytest.raises(ValueError, match="dict"):
+        AugConfig.from_hyp([1, 2])
+
+
+def write_scene_dataset(root, n=6, seed=0):
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(n):
+        img, lab = scene(rng, h=int(rng.integers(120, 200)), w=int(rng.integers(120, 200)), k=2, first=(2 * i) % 12)
+        cv2.imwrite(str(root / "images" / f"{i}.png"), img)
+        h, w = img.shape[:2]
+        rows = [
+            f"{int(c)} {(x1 + x2) / 2 / w} {(y1 + y2) / 2 / h} {(x2 - x1) / w} {(y2 - y1) / h}"
+            for c, x1, y1, x2, y2 in lab
+        ]
+        (root / "labels" / f"{i}.txt").write_text("\n".join(rows))
+    return root / "images"
+
+
+def test_dataset_augmented_samples_label_their_pixels(tmp_path):
+    src = write_scene_dataset(tmp_path / "ds")
+    hyp = dict(hsv_h=0, hsv_s=0, hsv_v=0, degrees=10, shear=3, scale=0.3, translate=0.1, fliplr=0.5, flipud=0.2)
+    names = [str(k) for k in range(12)]
+    for mosaic in (0.0, 1.0):
+        ds = YoloDataset(src, imgsz=128, augment=True, hyp={**hyp, "mosaic": mosaic}, names=names, seed=3)
+        for i in range(len(ds)):
+            img, lab, path, meta = ds[i]
+            assert img.shape == (3, 128, 128) and img.dtype == torch.uint8 and meta["ratio"] is None
+            assert (lab[:, 0] == 0).all() and ((lab[:, 2:] >= 0) & (lab[:, 2:] <= 1)).all()
+            bgr = img.permute(1, 2, 0).numpy()[:, :, ::-1]
+            xyxy = torch.cat(
+                [lab[:, 1:2], (lab[:, 2:4] - lab[:, 4:6] / 2) * 128, (lab[:, 2:4] + lab[:, 4:6] / 2) * 128], 1
+            )
+            check_boxes(np.ascontiguousarray(bgr), xyxy.numpy(), margin=3)
+
+
+def test_augmentation_is_reproducible_per_seed_epoch_index(tmp_path):
+    src = write_scene_dataset(tmp_path / "ds", n=4)
+    names = [str(k) for k in range(12)]
+    a = YoloDataset(src, imgsz=96, augment=True, names=names, seed=1)
+    b = YoloDataset(src, imgsz=96, augment=True, names=names, seed=1)
+    c = YoloDataset(src, imgsz=96, augment=True, names=names, seed=2)
+    for i in (0, 3):
+        assert torch.equal(a[i][0], b[i][0]) and torch.equal(a[i][1], b[i][1])
+    assert not torch.equal(a[0][0], c[0][0])
+    first = a[1][0]
+    a.set_epoch(1)
+    assert not torch.equal(first, a[1][0])
+    imgs, targets, paths, metas = collate_fn([a[0], a[1], a[2]])
+    assert imgs.shape == (3, 3, 96, 96) and targets.shape[1] == 6
+    assert set(targets[:, 0].tolist()) <= {0.0, 1.0, 2.0} and len(paths) == len(metas) == 3
+
+
+def test_collate_rejects_mixed_shapes_and_empty():
+    with pytest.raises(ValueError, match="one shape"):
+        collate_fn(
+            [(torch.zeros(3, 8, 8), torch.zeros(0, 6), "a", {}), (torch.zeros(3, 8, 9), torch.zeros(0, 6), "b", {})]
+        )
+    with pytest.raises(ValueError, match="empty"):
+        collate_fn([])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imgs, t, _, _ = collate_fn([(torch.zeros(3, 8, 8), torch.ones(2, 6), "a", {})] * 2)
+    assert t[:, 0].tolist() == [0, 0, 1, 1]
