@@ -57,10 +57,10 @@ class AugConfig:
             raise ValueError(f"hyp 'degrees' must be <= 180 and 'shear' < 90, got {self.degrees}, {self.shear}")
 
     @classmethod
-    def from_hyp(cls, hyp: dict | None) -> AugConfig:
+    def from_hyp(cls, hyp: dict | None, warn: bool = True) -> AugConfig:
         """Take the augmentation keys of a yolov5 hyp dict (other keys, e.g. ``lr0``, are ignored).
 
-        Keys it cannot apply (``perspective``, ``mixup``, ``copy_paste`` > 0) give a warning.
+        Keys it cannot apply (``perspective``, ``mixup``, ``copy_paste`` > 0) give a warning if ``warn``.
         """
         if hyp is None:
             return cls()
@@ -68,7 +68,7 @@ class AugConfig:
             raise ValueError(f"hyp must be a dict of yolov5 hyperparameters, got {type(hyp).__name__}")
         cfg = cls(**{f.name: hyp[f.name] for f in fields(cls) if f.name in hyp})
         off = {k: getattr(cfg, k) for k in UNSUPPORTED if getattr(cfg, k)}
-        if off:
+        if off and warn:
             warnings.warn(f"hyp {off} not implemented by detloss data/ and ignored", UserWarning, stacklevel=2)
         return cfg
 

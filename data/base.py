@@ -46,7 +46,7 @@ class DetectionDataset(Dataset):
             raise ValueError(f"imgsz must be a positive int, got {imgsz!r}")
         self.imgsz = imgsz
         self.augment = bool(augment)
-        self.aug = AugConfig.from_hyp(hyp)
+        self.aug = AugConfig.from_hyp(hyp, warn=self.augment)
         self.strict = bool(strict)
         self.seed = int(seed)
         self.epoch = 0

@@ -87,6 +87,9 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray | None, str]:
 def read_labels(path: Path, nc: int | None, report: DatasetReport) -> np.ndarray | None:
     """Read one yolov5 label file into float32 ``[n, 5]`` rows ``(cls, cx, cy, w, h)``, normalised 0..1.
 
+    Rows with 7+ (odd) columns are yolov5 segments ``class x1 y1 x2 y2 ...``; their box is the
+    polygon's extent (as yolov5 does for detection).
+
     Bad rows (wrong column count, non-numeric, NaN/inf, non-integer or negative class, class >= nc,
     coordinates outside 0..1, non-positive size) are reported with file and line and skipped; box
     edges at most :data:`CLIP_TOL` outside the image are clipped; exact duplicate rows are dropped.
@@ -118,8 +121,10 @@ def read_labels(path: Path, nc: int | None, report: DatasetReport) -> np.ndarray
 
 
 def _parse_row(fields: list[str], nc: int | None, path: Path, ln: int, report: DatasetReport):
-    if len(fields) != 5:
-        report.add("bad_row", path, ln, f"expected 5 columns 'class cx cy w h', got {len(fields)}")
+    n = len(fields)
+    if n != 5 and (n < 7 or n % 2 == 0):
+        why = f"expected 5 columns 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 x3 y3 ...'), got {n}"
+        report.add("bad_row", path, ln, why)
         return None
     try:
         vals = [float(f) for f in fields]
@@ -129,13 +134,24 @@ def _parse_row(fields: list[str], nc: int | None, path: Path, ln: int, report: D
     if not all(math.isfinite(v) for v in vals):
         report.add("bad_row", path, ln, f"NaN or infinite value in {' '.join(fields)!r}")
         return None
-    c, cx, cy, w, h = vals
+    c = vals[0]
     if c != int(c) or c < 0:
         report.add("bad_row", path, ln, f"class {fields[0]!r} is not a non-negative integer")
         return None
     if nc is not None and c >= nc:
         report.add("bad_row", path, ln, f"class {int(c)} >= number of names ({nc})")
         return None
+    if n > 5:  # a yolov5 segment row: its box is the polygon's extent
+        xs, ys = vals[1::2], vals[2::2]
+        if min(vals[1:]) < 0 or max(vals[1:]) > 1:
+            report.add("bad_row", path, ln, "polygon coordinates outside 0..1 (must be normalised)")
+            return None
+        x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+        if x2 <= x1 or y2 <= y1:
+            report.add("bad_row", path, ln, "polygon has no area (all points on a line)")
+            return None
+        return (float(int(c)), (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1)
+    cx, cy, w, h = vals[1:]
     if min(cx, cy, w, h) < 0 or max(cx, cy, w, h) > 1:
         report.add("bad_row", path, ln, f"coordinates {fields[1:]} outside 0..1 (must be normalised)")
         return None

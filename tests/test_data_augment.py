@@ -221,3 +221,13 @@ def test_collate_rejects_mixed_shapes_and_empty():
         warnings.simplefilter("error")
         imgs, t, _, _ = collate_fn([(torch.zeros(3, 8, 8), torch.ones(2, 6), "a", {})] * 2)
     assert t[:, 0].tolist() == [0, 0, 1, 1]
+
+
+def test_unsupported_hyp_warns_only_when_augmenting(tmp_path):
+    src = write_scene_dataset(tmp_path / "ds", n=1)
+    names = [str(k) for k in range(12)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        YoloDataset(src, imgsz=64, hyp={"mixup": 0.1, "lr0": 0.01}, names=names)
+    with pytest.warns(UserWarning, match="mixup"):
+        YoloDataset(src, imgsz=64, augment=True, hyp={"mixup": 0.1}, names=names)

@@ -39,6 +39,9 @@ def quiet(*args, **kw):
 
 BAD_ROWS = {
     "columns": ("0 0.5 0.5 0.2", "5 columns"),
+    "6-columns": ("0 0.5 0.5 0.2 0.2 0.9", "got 6"),
+    "polygon-out": ("0 0.1 0.1 1.2 0.1 0.5 0.5", "polygon coordinates outside"),
+    "polygon-flat": ("0 0.1 0.1 0.2 0.1 0.5 0.1", "no area"),
     "non-numeric": ("0 0.5 abc 0.2 0.2", "non-numeric"),
     "nan": ("0 nan 0.5 0.2 0.2", "NaN"),
     "negative": ("0 -0.1 0.5 0.2 0.2", "outside 0..1"),
@@ -66,6 +69,12 @@ def test_bad_row_skipped_with_one_warning_or_raised_under_strict(tmp_path, kind)
     assert len(ds) == 2 and ds.report.boxes == 3
     with pytest.raises(DatasetError, match=f"{lab}:2: .*{reason}"):
         YoloDataset(src, imgsz=64, names=NAMES, strict=True)
+
+
+def test_polygon_rows_become_their_extent(tmp_path):
+    src = make(tmp_path, {"x": "1 0.2 0.3 0.6 0.3 0.4 0.9\n" + GOOD1})
+    ds = quiet(src, imgsz=32, names=NAMES)
+    np.testing.assert_allclose(ds.labels[0], [[1, 0.4, 0.6, 0.4, 0.6], [0, 0.5, 0.5, 0.25, 0.5]], atol=1e-6)
 
 
 def write_bad_images(root):
