@@ -77,22 +77,28 @@ def test_run_writes_every_artefact(tiny_data, tmp_path):
     assert train.main(args(tiny_data, tmp_path, "--noval")) == tmp_path / "exp2"
 
 
-def test_label_smoothing_reaches_class_targets(tiny_data, tmp_path, monkeypatch):
-    import detloss.loss as loss_mod
-
-    seen: list[torch.Tensor] = []
-    real = loss_mod.class_targets
-
-    def spy(*a, **k):
-        t = real(*a, **k)
-        seen.append(t.detach().clone())
-        return t
-
-    monkeypatch.setattr(loss_mod, "class_targets", spy)
+def test_label_smoothing_reaches_class_targets(tiny_data, tmp_path):
+    """The trainer's loss uses class targets 0.95 / 0.05: class logits set to exactly logit(0.95) for the true
+    class and logit(0.05) elsewhere give a zero class gradient (BCE's gradient is sigmoid(x) - t); with eps = 0
+    the same logits do not."""
     tr = make_trainer(tiny_data, tmp_path, "--label-smoothing", "0.1")
-    tr.train_epoch(0)
-    values = torch.cat([t.flatten() for t in seen]).unique()
-    torch.testing.assert_close(values, torch.tensor([0.05, 0.95]))
+    assert tr.loss_fn.cfg.label_smoothing == 0.1
+    nc, cls = tr.loss_fn.nc, 2
+    logit = lambda p: torch.log(torch.tensor(p / (1 - p)))  # noqa: E731
+
+    def class_grad(loss_fn):
+        preds = []
+        for s in (4, 2):  # 64 px at strides 16 and 32
+            p = torch.zeros(1, 3, s, s, 5 + nc)
+            p[..., 5:] = logit(0.05)
+            p[..., 5 + cls] = logit(0.95)
+            preds.append(p.requires_grad_())
+        loss_fn(preds, torch.tensor([[0, cls, 0.5, 0.5, 0.4, 0.4]]))[0].backward()
+        return torch.cat([p.grad[..., 5:].flatten() for p in preds]).abs().max().item()
+
+    assert class_grad(tr.loss_fn) < 1e-7
+    tr0 = make_trainer(tiny_data, tmp_path / "eps0")
+    assert class_grad(tr0.loss_fn) > 1e-4
 
 
 def test_clipping_bounds_the_gradient_norm(tiny_data, tmp_path):
