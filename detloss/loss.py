@@ -17,6 +17,9 @@ from .assign import LevelTargets, assign_darknet, assign_yolov5
 from .boxes import box_iou
 from .config import LossConfig, yolov5_balance
 from .decode import decode_grid, decode_wh, decode_xy
+from .fused import fused_level_terms, make_spec
+from .fused_assign import compact, dense_darknet, dense_yolov5
+from .grad_buffer import GradBuffers
 from .iou import aligned_iou
 from .online_smoothing import OnlineLabelSmoothing
 from .terms import bce_terms, class_targets
@@ -42,6 +45,14 @@ class YoloLoss(nn.Module):
     so this equals ``alpha * BCE(hard) + (1 - alpha) * BCE(soft)`` as in the paper). ``S`` (``self.ols``, a
     :class:`detloss.OnlineLabelSmoothing`) is updated from the positives' sigmoid class scores, normalised to sum
     1, of correctly classified positives, in training mode only; call :meth:`next_epoch` at each epoch end.
+
+    Two implementations, the same numbers (``config.impl``): ``"reference"``, the straightforward per-level
+    formulation (yolov5 ``ComputeLoss``'s shape), and ``"fused"`` (:mod:`detloss.fused`): each level's
+    gradient written once, into memory reused across steps on CPU (see :mod:`detloss.grad_buffer`;
+    :meth:`release_buffers` frees it), no host sync with dense positives, and predictions of any strides,
+    e.g. the head's native layout through :func:`detloss.fused.head_view`. ``"auto"`` (default) takes the
+    fused path unless the config has ``ignore_thresh < 1``, ``box_kind="mse"`` or
+    ``label_smoothing_kind="online"``.
 
     Call: ``total, items = loss(preds, targets)`` with ``preds`` a list of ``Tensor[bs, na, ny, nx, 5 + nc]``
     raw logits (channels ``[tx, ty, tw, th, obj, cls...]``) and ``targets`` ``Tensor[n, 6]``
@@ -77,6 +88,7 @@ class YoloLoss(nn.Module):
         if not torch.isfinite(s).all() or (s <= 0).any():
             raise ValueError(f"strides must be positive, got {s.tolist()}")
         self.cfg, self.nc, self.nl, self.na = cfg, num_classes, a.shape[0], a.shape[1]
+        self._stride_list: list[float] = s.tolist()
         self.register_buffer("anchors_px", a)
         self.register_buffer("strides", s)
         self.register_buffer("anchors", a / s.view(-1, 1, 1))  # grid units
@@ -105,6 +117,13 @@ class YoloLoss(nn.Module):
             if num_classes < 2:
                 raise ValueError("label_smoothing_kind='online' needs num_classes >= 2")
             self.ols = OnlineLabelSmoothing(cfg.ols_alpha, n_classes=num_classes, smoothing=cfg.label_smoothing)
+        self.fused = cfg.use_fused
+        self._spec = make_spec(cfg, num_classes) if self.fused else None
+        self._grad_buffers = GradBuffers()
+
+    def release_buffers(self) -> None:
+        """Free the gradient memory the fused path keeps for reuse (it is kept only on CPU)."""
+        self._grad_buffers.clear()
 
     def next_epoch(self) -> None:
         """Epoch-end hook: swaps in online label smoothing's new soft labels (a no-op for the other kinds)."""
@@ -151,9 +170,12 @@ class YoloLoss(nn.Module):
         if cfg.validate_targets:
             check_targets_values(targets, bs, self.nc)
         grids = [(p.shape[2], p.shape[3]) for p in preds]
-        levels = self.assign(targets, grids)
-        with torch.autocast(device_type=dev.type, enabled=False):
-            terms = [self._level_terms(i, p, lt, targets) for i, (p, lt) in enumerate(zip(preds, levels))]
+        if self.fused:
+            terms = self._fused_terms(preds, targets, grids)
+        else:
+            levels = self.assign(targets, grids)
+            with torch.autocast(device_type=dev.type, enabled=False):
+                terms = [self._level_terms(i, p, lt, targets) for i, (p, lt) in enumerate(zip(preds, levels))]
         lbox = torch.stack([t[0] for t in terms]).sum()
         lcls = torch.stack([t[2] for t in terms]).sum()
         objs = torch.stack([t[1] for t in terms])
@@ -165,6 +187,26 @@ class YoloLoss(nn.Module):
         if cfg.check_finite and not bool(torch.isfinite(total)):
             self._raise_non_finite(terms)
         return total, items.detach()
+
+    def _fused_terms(
+        self, preds: list[Tensor], targets: Tensor, grids: list[tuple[int, int]]
+    ) -> list[tuple[Tensor, Tensor, Tensor]]:
+        cfg, dev = self.cfg, preds[0].device
+        if cfg.positives == "dense" or (cfg.positives == "auto" and dev.type != "cpu"):
+            anchors = self.anchors.to(dev)
+            if cfg.assign == "yolov5":
+                cands = dense_yolov5(targets, anchors, grids, cfg.anchor_t)
+            else:
+                cands = dense_darknet(targets, anchors, self._stride_list, grids, cfg.iou_thresh)
+        else:
+            cands = [compact(lt) for lt in self.assign(targets, grids)]
+        spec, prior, bufs = self._spec, self.class_prior, self._grad_buffers
+        assert spec is not None
+        with torch.autocast(device_type=dev.type, enabled=False):
+            return [
+                fused_level_terms(p, c, spec, self.scales[i], prior, bufs, i)
+                for i, (p, c) in enumerate(zip(preds, cands))
+            ]
 
     @torch.no_grad()
     def _autobalance(self, objs: Tensor) -> None:

@@ -1,0 +1,246 @@
+"""Fused loss path (detloss.fused): the reference's numbers (parity list, options, dtypes, gradcheck, parts)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from test_loss_parity import (
+    ANCHORS2,
+    ANCHORS3,
+    HYP,
+    SHAPES3,
+    SHAPES3_RECT,
+    edge_targets,
+    make_targets,
+    preds_for,
+)
+from yolov5_reference import RefComputeLoss
+
+from detloss import LossConfig, YoloLoss, assign_darknet, assign_yolov5, scale_yolov5_hyp
+from detloss.fused_assign import dense_darknet, dense_yolov5
+from detloss.fused_bce import bce_grad, bce_value
+from detloss.terms import bce_terms
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: one intra-op thread is as fast and does not stall when the cores are shared."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+FUSED = [{"impl": "fused", "positives": "dense"}, {"impl": "fused", "positives": "compact"}]
+IMPLS = [{"impl": "reference"}, *FUSED]
+STRIDES3 = (8, 16, 32)
+
+
+def parity_case(name: str):
+    """(preds, targets, hyp, anchors, strides, nc, overrides) of the yolov5 parity list (test_loss_parity)."""
+    gen = torch.Generator().manual_seed(7)
+    nc, bs, shapes, anchors, strides, kw = 5, 2, SHAPES3, ANCHORS3, STRIDES3, {}
+    hyp = scale_yolov5_hyp(HYP, nl=3, nc=nc, imgsz=640)
+    targets = torch.cat((make_targets(bs, 10, nc, gen), edge_targets(bs, nc)))
+    if name.startswith("ls"):  # "ls{eps}_g{gamma}", 80 classes as in test_parity_smoothing_and_focal
+        eps, gamma = (float(v) for v in name[2:].split("_g"))
+        nc, bs = 80, 2
+        hyp = scale_yolov5_hyp({**HYP, "label_smoothing": eps, "fl_gamma": gamma}, nl=3, nc=nc, imgsz=640)
+        targets = torch.cat((make_targets(bs, 12, nc, gen), edge_targets(bs, nc)))
+    elif name == "some_images_empty":
+        bs = 3
+        targets = make_targets(bs, 10, nc, gen, images=[0, 2])
+    elif name == "no_targets":
+        targets = torch.zeros(0, 6)
+    elif name == "nc1":
+        nc = 1
+        targets = torch.cat((make_targets(bs, 10, nc, gen), edge_targets(bs, nc)))
+    elif name == "rect":
+        shapes = SHAPES3_RECT
+    elif name == "pw":
+        hyp = {**hyp, "cls_pw": 1.7, "obj_pw": 0.6, "fl_gamma": 1.5}
+    elif name == "sort_obj_iou":
+        kw = {"sort_obj_iou": True}
+    elif name == "autobalance":
+        kw = {"autobalance": True}
+    elif name == "two_levels":
+        nc, shapes, anchors, strides = 3, [(26, 26), (13, 13)], ANCHORS2, (16, 32)
+        hyp = scale_yolov5_hyp({**HYP, "label_smoothing": 0.1}, nl=2, nc=nc, imgsz=416)
+        targets = torch.cat((make_targets(bs, 8, nc, gen), edge_targets(bs, nc)))
+    return preds_for(bs, shapes, nc, gen), targets, hyp, anchors, strides, nc, kw
+
+
+CASES = ["ls0.0_g0.0", "ls0.1_g0.0", "ls0.0_g1.5", "ls0.1_g1.5", "some_images_empty", "no_targets", "nc1", "rect",
+         "pw", "sort_obj_iou", "autobalance", "two_levels"]  # fmt: skip
+
+
+def step(loss: YoloLoss, preds, targets):
+    ps = [p.detach().clone().requires_grad_(True) for p in preds]
+    total, items = loss(ps, targets.clone())
+    total.backward()
+    return total, items, [p.grad for p in ps]
+
+
+def assert_same(a, b):
+    """(total, items, grads) equal to 1e-5 relative (gradients: relative to the level's largest)."""
+    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-7)
+    for ga, gb in zip(a[2], b[2]):
+        scale = gb.abs().max().item()
+        torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-5 * scale + 1e-12)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_parity_list(case):
+    """Every config of the parity list: fused (dense and compact positives) and reference against the literal
+    yolov5 restatement, and fused against the reference formulation, all to 1e-5 relative."""
+    preds, targets, hyp, anchors, strides, nc, kw = parity_case(case)
+    calls = 2 if case == "autobalance" else 1
+    literal = RefComputeLoss(hyp, anchors, strides, nc, **kw)
+    expected = [step(literal, preds, targets) for _ in range(calls)]
+    expected = [(t.reshape(()), i, g) for t, i, g in expected]
+    results = {}
+    for impl in IMPLS:
+        loss = YoloLoss.from_yolov5_hyp(hyp, anchors, strides, nc, **impl, **kw)
+        assert loss.fused == (impl["impl"] == "fused")
+        results[impl.get("positives", "reference")] = got = [step(loss, preds, targets) for _ in range(calls)]
+        for a, b in zip(got, expected):
+            assert_same(a, b)
+        if kw.get("autobalance"):
+            torch.testing.assert_close(loss.balance, torch.tensor(literal.balance), rtol=1e-6, atol=0)
+    for name in ("dense", "compact"):
+        for a, b in zip(results[name], results["reference"]):
+            assert_same(a, b)
+
+
+OPTIONS = [
+    {"box_kind": "iou"}, {"box_kind": "giou"}, {"box_kind": "diou"},
+    {"label_smoothing": 0.2, "label_smoothing_kind": "uniform"},
+    {"label_smoothing": 0.2, "label_smoothing_kind": "prior", "fl_gamma": 1.5, "cls_pw": 2.0},
+    {"gr": 0.3, "sort_obj_iou": True},
+    {"gr": 0.0},
+    {"assign": "darknet", "decode": "darknet", "scale_x_y": (1.2, 1.1, 1.05), "iou_thresh": 0.213},
+    {"assign": "darknet", "decode": "darknet", "iou_thresh": 1.0, "box_kind": "giou", "gr": 0.5},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda d: "-".join(f"{k}={v}" for k, v in d.items()))
+@pytest.mark.parametrize("fused", FUSED, ids=lambda d: d["positives"])
+def test_options_match_reference(options, fused):
+    gen = torch.Generator().manual_seed(11)
+    nc, bs = 6, 2
+    prior = torch.tensor([0.3, 0.25, 0.2, 0.1, 0.1, 0.05]) if options.get("label_smoothing_kind") == "prior" else None
+    targets = torch.cat((make_targets(bs, 9, nc, gen), edge_targets(bs, nc)))
+    preds = preds_for(bs, [(32, 32), (16, 16), (8, 8)], nc, gen)
+    cfg = LossConfig(**options)
+    ref = YoloLoss(ANCHORS3, STRIDES3, nc, cfg.replace(impl="reference"), class_prior=prior)
+    ours = YoloLoss(ANCHORS3, STRIDES3, nc, cfg.replace(**fused), class_prior=prior)
+    assert_same(step(ours, preds, targets), step(ref, preds, targets))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_dtypes_match_reference(dtype):
+    gen = torch.Generator().manual_seed(12)
+    preds = [p.to(dtype) for p in preds_for(2, [(16, 16), (8, 8)], 4, gen)]
+    targets = torch.cat((make_targets(2, 8, 4, gen), edge_targets(2, 4)))
+    cfg = LossConfig(label_smoothing=0.1)
+    a = step(YoloLoss(ANCHORS2, (16, 32), 4, cfg.replace(impl="fused", positives="dense")), preds, targets)
+    b = step(YoloLoss(ANCHORS2, (16, 32), 4, cfg.replace(impl="reference")), preds, targets)
+    assert a[0].dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    assert all(g.dtype == dtype for g in a[2])
+    tol = 1e-5 if dtype == torch.float64 else 1e-2  # low precision: the same ops, rounding in another order
+    torch.testing.assert_close(a[0], b[0], rtol=tol, atol=tol)
+    for ga, gb in zip(a[2], b[2]):
+        torch.testing.assert_close(ga.double(), gb.double(), rtol=tol, atol=tol * gb.double().abs().max().item())
+
+
+def test_under_autocast_matches_reference():
+    gen = torch.Generator().manual_seed(13)
+    preds = preds_for(2, [(16, 16), (8, 8)], 3, gen)
+    targets = make_targets(2, 6, 3, gen)
+    head = torch.nn.Linear(8, 8)
+    out = {}
+    for impl in ("fused", "reference"):
+        head.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            total, _ = YoloLoss(ANCHORS2, (16, 32), 3, LossConfig(impl=impl))([head(p) for p in preds], targets)
+        total.backward()
+        out[impl] = total.detach(), head.weight.grad.clone()
+    assert out["fused"][0].dtype == torch.float32
+    torch.testing.assert_close(out["fused"][0], out["reference"][0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out["fused"][1], out["reference"][1], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset,kind,positives", [("yolov5", "diou", "dense"), ("yolov5", "giou", "compact"),
+                                                   ("yolov4", "diou", "dense")])  # fmt: skip
+def test_gradcheck_float64(preset, kind, positives):
+    # gr = 0: the objectness target does not follow the (detached) IoU; DIoU/GIoU: exact gradients (CIoU's alpha
+    # is gradient-free by definition); duplicate positives in a cell exercise the accumulating backward
+    t = torch.tensor([[0, 1, 0.4, 0.6, 0.3, 0.35], [0, 0, 0.45, 0.55, 0.3, 0.3]], dtype=torch.float64)
+    cfg = LossConfig.preset(preset, scale_x_y=1.1, label_smoothing=0.1, check_finite=False, gr=0.0, box_kind=kind,
+                            ignore_thresh=1.0, fl_gamma=1.5 if kind == "giou" else 0.0, obj_pw=1.3, cls_pw=0.7,
+                            impl="fused", positives=positives)  # fmt: skip
+    loss = YoloLoss([[[20, 20], [40, 30]]], [8], 2, cfg).double()
+    p = (torch.randn(1, 2, 4, 4, 7, dtype=torch.float64) * 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: loss([x], t)[0], (p,), eps=1e-6, atol=1e-5, fast_mode=True)
+
+
+def test_dense_candidates_are_the_reference_positives_in_order():
+    gen = torch.Generator().manual_seed(17)
+    targets = torch.cat((make_targets(3, 12, 5, gen), edge_targets(3, 5)))
+    anchors = torch.tensor(ANCHORS3, dtype=torch.float32).view(3, 3, 2) / torch.tensor([8.0, 16, 32]).view(3, 1, 1)
+    grids = [(80, 80), (40, 40), (20, 20)]
+    pairs = [(dense_yolov5(targets, anchors, grids, 4.0), assign_yolov5(targets, anchors, grids, 4.0)),
+             (dense_darknet(targets, anchors, [8.0, 16.0, 32.0], grids, 0.213),
+              assign_darknet(targets, anchors, torch.tensor([8.0, 16, 32]), grids, 0.213))]  # fmt: skip
+    for dense, ref in pairs:
+        for c, lt in zip(dense, ref):
+            v = c.valid
+            assert int(c.count) == len(lt) > 0 and len(c) > len(lt)
+            for name in ("b", "a", "gj", "gi", "tbox", "anchors", "tcls"):
+                assert torch.equal(getattr(c, name)[v], getattr(lt, name)), name
+            assert torch.isfinite(c.tbox).all() and (c.gj >= 0).all() and (c.gi >= 0).all()
+
+
+def test_closed_form_bce_matches_autograd():
+    x = torch.linspace(-30, 30, 241, dtype=torch.float64).repeat(2, 1).requires_grad_()
+    for t in (torch.rand(2, 241, dtype=torch.float64), 0.05):
+        for pw, gamma in ((1.0, 0.0), (2.5, 0.0), (0.6, 1.5), (1.0, 2.0)):
+            target = t if isinstance(t, torch.Tensor) else torch.full_like(x, t)
+            ref = bce_terms(x, target, torch.tensor([pw], dtype=torch.float64), gamma, 0.25)
+            (g,) = torch.autograd.grad(ref.sum(), x)
+            torch.testing.assert_close(bce_value(x.detach(), t, pw, gamma), ref.detach(), rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(bce_grad(x.detach(), t, pw, gamma), g, rtol=1e-8, atol=1e-12)
+    sat = torch.tensor([-200.0, 200.0])  # sigmoid saturates: m = 0 with gamma < 1 stays finite
+    assert torch.isfinite(bce_grad(sat, torch.tensor([0.0, 1.0]), 1.0, 0.5)).all()
+    assert F.binary_cross_entropy_with_logits(sat, torch.zeros(2), reduction="none")[0] == bce_value(sat, 0.0)[0]
+
+
+def test_config_dispatch_and_fallbacks():
+    assert YoloLoss(ANCHORS2, (16, 32), 3).fused
+    assert not YoloLoss(ANCHORS2, (16, 32), 3, LossConfig(impl="reference")).fused
+    for cfg in (LossConfig.preset("yolov3"), LossConfig.preset("yolov4"), LossConfig(label_smoothing_kind="online")):
+        assert cfg.fused_unsupported() is not None and not cfg.use_fused
+    assert LossConfig.preset("yolov4", ignore_thresh=1.0).use_fused
+    with pytest.raises(ValueError, match="ignore_thresh"):
+        LossConfig.preset("yolov4", impl="fused")
+    with pytest.raises(ValueError, match="impl"):
+        LossConfig(impl="fast")
+    with pytest.raises(ValueError, match="positives"):
+        LossConfig(positives="sparse")
+
+
+@pytest.mark.parametrize("positives", ["dense", "compact"])
+def test_extreme_logits_finite(positives):
+    gen = torch.Generator().manual_seed(20)
+    preds = preds_for(2, [(8, 8), (4, 4)], 3, gen)
+    targets = make_targets(2, 4, 3, gen)
+    for cfg in (LossConfig(), LossConfig(fl_gamma=1.5, cls_pw=2.0, box_kind="giou"), LossConfig.preset("yolov4",
+                ignore_thresh=1.0, scale_x_y=1.05)):  # fmt: skip
+        loss = YoloLoss(ANCHORS2, (16, 32), 3, cfg.replace(impl="fused", positives=positives))
+        for sign in (1.0, -1.0):
+            ps = [(torch.sign(p) * 1e4 * sign).requires_grad_() for p in preds]
+            total, _ = loss(ps, targets)
+            total.backward()
+            assert torch.isfinite(total) and all(torch.isfinite(p.grad).all() for p in ps)
