@@ -18,12 +18,12 @@ from detloss.config import SMOOTHING_KINDS  # noqa: E402
 from models import MODEL_CFGS  # noqa: E402
 from tools.training import dist  # noqa: E402
 from tools.training.hyp import check_hyp, load_hyp  # noqa: E402
-from tools.training.optim import OPTIMIZERS  # noqa: E402
+from tools.training.optim import CHOICES  # noqa: E402
 from tools.training.runs import increment_path, latest_run  # noqa: E402
 
 # the demo setting: tuned so the default command finishes in about 10 minutes on 2 CPU cores
-DEMO_DEFAULTS = {"imgsz": 256, "epochs": 30, "batch_size": 16}
-OTHER_DEFAULTS = {"imgsz": 640, "epochs": 100, "batch_size": 16}
+DEMO_DEFAULTS = {"imgsz": 256, "epochs": 30, "batch_size": 16, "optimizer": "auto"}
+OTHER_DEFAULTS = {"imgsz": 640, "epochs": 100, "batch_size": 16, "optimizer": "SGD"}
 
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,7 +40,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing eps in [0, 1)")
     p.add_argument("--label-smoothing-kind", default="yolo", choices=SMOOTHING_KINDS,
                    help="class targets: yolo (1-eps/2, eps/2), uniform (eps/K), prior, online")  # fmt: skip
-    p.add_argument("--optimizer", default="SGD", choices=OPTIMIZERS)
+    p.add_argument("--optimizer", default=None, choices=CHOICES,
+                   help="default SGD (yolov5); demo data: auto (ultralytics v8: AdamW for short runs)")  # fmt: skip
     p.add_argument("--cos-lr", action="store_true", help="cosine learning-rate schedule")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", nargs="?", const=True, default=False, help="resume the latest run or a last.pt")

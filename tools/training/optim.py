@@ -9,6 +9,19 @@ import torch
 from torch import nn
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
+CHOICES = OPTIMIZERS + ("auto",)
+
+
+def resolve_optimizer(name: str, hyp: dict[str, float], n_images: int, batch: int, epochs: int, nc: int,
+                      nbs: int = 64) -> tuple[str, float, float]:  # fmt: skip
+    """``(optimizer, lr0, momentum)``. ``"auto"`` follows ultralytics v8: short runs (<= 10k optimizer steps)
+    get AdamW with ``lr0 = 0.002 * 5 / (4 + nc)`` and momentum 0.9, long runs SGD with the hyp values."""
+    if name != "auto":
+        return name, hyp["lr0"], hyp["momentum"]
+    steps = math.ceil(n_images / max(batch, nbs)) * epochs
+    if steps > 10_000:
+        return "SGD", hyp["lr0"], hyp["momentum"]
+    return "AdamW", round(0.002 * 5 / (4 + nc), 6), 0.9
 
 
 def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float, decay: float) -> torch.optim.Optimizer:

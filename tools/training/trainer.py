@@ -24,7 +24,7 @@ from tools.evaluation.inference import evaluate_model
 
 from . import dist
 from .ema import ModelEMA, unwrap
-from .optim import build_optimizer, interp, lr_lambda
+from .optim import build_optimizer, interp, lr_lambda, resolve_optimizer
 from .results import append_row, plot_results
 from .runs import save_yaml
 from .setup import TrainingError, build_datasets, build_loss, build_net, resolve_data
@@ -47,7 +47,12 @@ class Trainer:
         self.batch = opt.batch_size // info.world_size
         self.accumulate = max(round(NBS / opt.batch_size), 1)
         decay = hyp["weight_decay"] * opt.batch_size * self.accumulate / NBS
-        self.optimizer = build_optimizer(self.model, opt.optimizer, hyp["lr0"], hyp["momentum"], decay)
+        name, lr0, momentum = resolve_optimizer(opt.optimizer, hyp, len(self.train_ds), opt.batch_size, opt.epochs,
+                                                self.loss_fn.nc, NBS)  # fmt: skip
+        if opt.optimizer == "auto":
+            self.hyp.update(lr0=lr0, momentum=momentum)
+            print(f"optimizer auto: {name} lr0={lr0} momentum={momentum}")
+        self.optimizer = build_optimizer(self.model, name, lr0, momentum, decay)
         self.lf = lr_lambda(opt.epochs, hyp["lrf"], opt.cos_lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
         self.amp = bool(opt.amp) and device.type == "cuda"
