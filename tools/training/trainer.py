@@ -32,6 +32,13 @@ from .state import precision_recall, rng_state, seed_everything, set_rng_state
 
 NBS = 64  # nominal batch size
 
+try:  # OpenCV's own thread pool in every dataloader worker oversubscribes the cores torch already uses (yolov5 too)
+    import cv2
+
+    cv2.setNumThreads(0)
+except ImportError:  # pragma: no cover - opencv is in the train extra
+    pass
+
 
 class Trainer:
     def __init__(self, opt: argparse.Namespace, hyp: dict[str, float], save_dir: Path, info: dist.DistInfo,
