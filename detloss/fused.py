@@ -1,17 +1,18 @@
 """Fused YOLO loss path: each level's gradient is written once, into reusable memory, without host syncs.
 
 The reference formulation (:meth:`detloss.YoloLoss._level_terms`, yolov5's ``ComputeLoss``) indexes the
-positives ``p[b, a, gj, gi]`` and slices the objectness channel ``p[..., 4]``; the backward of each of
-those creates a zero-filled tensor the size of the predictions and the two are summed: three
-prediction-sized tensors of fresh memory per level and step, most of the time of the loss on a CPU.
+positives ``p[b, a, gj, gi]`` and slices the objectness channel ``p[..., 4]``; the backward of each
+creates a zero-filled tensor the size of the predictions (fresh memory, faulted in page by page on a
+CPU), and the two are summed: most of the time of the loss.
 
 Here one :class:`torch.autograd.Function` per level (:class:`_LevelLoss`) owns the gradient of that level:
 
 * forward: gathers the candidate rows (:mod:`detloss.fused_assign`), computes their IoU (no grad) for the
   objectness targets, builds ``tobj`` with the reference's winner per cell, and evaluates the objectness
   BCE over the whole grid and the class BCE of the positives in closed form (:mod:`detloss.fused_bce`),
-  reading the objectness channel in place (no copy for fp32/fp64). It returns the positives' box logits
-  ``Tensor[C, 4]``; decode and IoU loss run outside in ordinary autograd (every IoU kind and decode style).
+  with one strided read of the objectness channel (kept, ``1/(5+nc)`` of the level, for the backward).
+  It returns the positives' box logits ``Tensor[C, 4]``; decode and IoU loss run outside in ordinary
+  autograd (every IoU kind and decode style), their gradient comes back into this backward.
 * backward: takes one buffer (:class:`detloss.grad_buffer.GradBuffers`: reused on CPU when nothing refers
   to it any more), zero-fills it (one memset-speed pass), writes the objectness gradient ``d BCE / dx``
   into channel 4 (strided), then adds the rows of the positives (box gradient from the caller, class
@@ -23,10 +24,14 @@ highest IoU with ``sort_obj_iou``), as the reference's ``tobj[b, a, gj, gi] = io
 explicitly (``scatter_reduce`` of the row rank), so the result does not depend on the order in which a
 GPU performs the writes.
 
-Syncs: none in the loss itself with dense candidates (fixed shapes, means divided by a count tensor);
-``check_finite`` (one sync) and ``validate_targets`` (one sync on GPU) are opt-out config options.
-Limits: the backward is not differentiable again (``once_differentiable``); inputs may have any strides,
-including the head's native layout (:func:`head_view`).
+Syncs and graphs: with dense positives (``LossConfig.positives``, the default off the CPU) nothing in
+forward or backward reads a device value on the host or has a data-dependent shape (tested under
+``FakeTensorMode``); ``check_finite`` (one sync) and ``validate_targets`` (one sync on GPU) are opt-out.
+With both off, ``torch.compile(loss, fullgraph=True)`` traces one graph (the gradient buffer is then
+not reused: compiled code manages its own memory). CUDA graph capture additionally needs a fixed number
+of target rows (the candidates are ``5 * na * nt`` rows) and one call before capture (it creates a small
+per-device constant). The backward is not differentiable again (``once_differentiable``). Inputs may
+have any strides, including the head's native layout (:func:`head_view`).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from torch.autograd.function import once_differentiable
 
 from .decode import decode_wh, decode_xy
 from .fused_assign import Candidates
-from .fused_bce import bce_grad, bce_value, class_grad_, class_row_losses
+from .fused_bce import bce_grad, bce_sum, class_grad_, class_row_losses
 from .grad_buffer import GradBuffers
 from .iou import aligned_iou
 from .smoothing import smooth_BCE, smooth_BCE_k
@@ -187,7 +192,7 @@ class _LevelLoss(torch.autograd.Function):
         score = candidate_iou(box, cand, spec, scale).clamp(min=0)
         tobj = _objectness_targets(grid, cand, cells, score, spec)
         xo = p[..., 4].to(dtype).contiguous()  # the one strided read of the objectness channel
-        lobj = bce_value(xo, tobj, spec.obj_pw, spec.gamma, spec.alpha).mean()
+        lobj = bce_sum(xo, tobj, spec.obj_pw, spec.gamma, spec.alpha) / tobj.numel()
         lcls = p.new_zeros((), dtype=dtype)
         if spec.nc > 1 and len(cand):
             t_other, t_true = _class_targets(spec, cand.tcls, prior, dtype)

@@ -45,6 +45,13 @@ def bce_value(x: Tensor, t: Target, pw: float = 1.0, gamma: float = 0.0, alpha: 
     return loss
 
 
+def bce_sum(x: Tensor, t: Tensor, pw: float = 1.0, gamma: float = 0.0, alpha: float = 0.25) -> Tensor:
+    """``bce_value(x, t).sum()``; plain BCE as ``sum softplus(x) - t . x`` (two passes, one temporary)."""
+    if pw == 1.0 and gamma <= 0 and t.shape == x.shape:
+        return F.softplus(x).sum() - torch.dot(t.reshape(-1), x.reshape(-1))
+    return bce_value(x, t, pw, gamma, alpha).sum()
+
+
 def bce_grad(x: Tensor, t: Target, pw: float = 1.0, gamma: float = 0.0, alpha: float = 0.25) -> Tensor:
     """``d bce_value(x, t) / dx``, element-wise."""
     s = x.sigmoid()

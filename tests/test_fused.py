@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from test_loss_parity import (
     ANCHORS2,
     ANCHORS3,
@@ -19,7 +18,7 @@ from yolov5_reference import RefComputeLoss
 
 from detloss import LossConfig, YoloLoss, assign_darknet, assign_yolov5, scale_yolov5_hyp
 from detloss.fused_assign import dense_darknet, dense_yolov5
-from detloss.fused_bce import bce_grad, bce_value
+from detloss.fused_bce import bce_grad, bce_sum, bce_value, class_grad_, class_row_losses
 from detloss.terms import bce_terms
 
 
@@ -211,10 +210,31 @@ def test_closed_form_bce_matches_autograd():
             ref = bce_terms(x, target, torch.tensor([pw], dtype=torch.float64), gamma, 0.25)
             (g,) = torch.autograd.grad(ref.sum(), x)
             torch.testing.assert_close(bce_value(x.detach(), t, pw, gamma), ref.detach(), rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(bce_sum(x.detach(), target, pw, gamma), ref.sum().detach(), rtol=1e-10, atol=0)
             torch.testing.assert_close(bce_grad(x.detach(), t, pw, gamma), g, rtol=1e-8, atol=1e-12)
     sat = torch.tensor([-200.0, 200.0])  # sigmoid saturates: m = 0 with gamma < 1 stays finite
     assert torch.isfinite(bce_grad(sat, torch.tensor([0.0, 1.0]), 1.0, 0.5)).all()
-    assert F.binary_cross_entropy_with_logits(sat, torch.zeros(2), reduction="none")[0] == bce_value(sat, 0.0)[0]
+
+
+@pytest.mark.parametrize("pw,gamma", [(1.0, 0.0), (1.7, 0.0), (1.0, 1.5)])
+@pytest.mark.parametrize("prior", [False, True])
+def test_class_rows_match_autograd(pw, gamma, prior):
+    """Row sums and gradients of the class BCE without a target tensor, against bce_terms on the full targets."""
+    gen = torch.Generator().manual_seed(22)
+    x = (torch.randn(7, 5, generator=gen, dtype=torch.float64) * 4).requires_grad_()
+    tcls = torch.tensor([0, 4, 2, 2, 1, 3, 0])
+    if prior:
+        t_other = 0.2 * torch.tensor([0.4, 0.3, 0.1, 0.1, 0.1], dtype=torch.float64)
+        t_true = t_other[tcls] + 0.8
+    else:
+        t_other, t_true = 0.05, 0.95
+    full = (t_other * torch.ones(7, 5, dtype=torch.float64)).index_put(
+        (torch.arange(7), tcls), torch.as_tensor(t_true, dtype=torch.float64)
+    )
+    ref = bce_terms(x, full, torch.tensor([pw], dtype=torch.float64), gamma, 0.25).sum(1)
+    (g,) = torch.autograd.grad(ref.sum(), x)
+    torch.testing.assert_close(class_row_losses(x.detach(), t_other, t_true, tcls, pw, gamma), ref.detach())
+    torch.testing.assert_close(class_grad_(x.detach().clone(), t_other, t_true, tcls, pw, gamma), g)
 
 
 def test_config_dispatch_and_fallbacks():
@@ -244,3 +264,14 @@ def test_extreme_logits_finite(positives):
             total, _ = loss(ps, targets)
             total.backward()
             assert torch.isfinite(total) and all(torch.isfinite(p.grad).all() for p in ps)
+
+
+def test_checks_keep_working_on_the_dense_path():
+    preds = preds_for(2, [(8, 8), (4, 4)], 3, torch.Generator().manual_seed(23))
+    targets = make_targets(2, 4, 3, torch.Generator().manual_seed(24))
+    loss = YoloLoss(ANCHORS2, (16, 32), 3, LossConfig(positives="dense"))
+    preds[1][0, 0, 0, 0, 4] = float("nan")
+    with pytest.raises(FloatingPointError, match="level 1"):
+        loss(preds, targets)
+    with pytest.raises(ValueError, match="class id"):
+        loss(preds, torch.tensor([[0, 3, 0.5, 0.5, 0.1, 0.1]]))
