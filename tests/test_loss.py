@@ -243,11 +243,13 @@ def test_bad_preds_and_construction():
         LossConfig().replace(boxx=1.0)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_devices_must_match():
+    """Preds on another device than the targets (the meta device stands in for a GPU here)."""
     preds, targets = _batch()
     with pytest.raises(ValueError, match="same device"):
-        YoloLoss(ANCHORS2, (16, 32), 3)([p.cuda() for p in preds], targets)
+        YoloLoss(ANCHORS2, (16, 32), 3)([p.to("meta") for p in preds], targets)
+    with pytest.raises(ValueError, match="preds\\[1\\] is on"):
+        YoloLoss(ANCHORS2, (16, 32), 3)([preds[0], preds[1].to("meta")], targets)
 
 
 def test_import_detloss_imports_only_torch_and_stdlib():
