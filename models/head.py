@@ -119,7 +119,9 @@ class Detect(nn.Module):
         for conv, f in zip(self.m, feats):
             y = conv(f)
             bs, _, ny, nx = y.shape
-            logits.append(y.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2).contiguous())
+            # a permuted view, no copy: detloss's fused loss reads it in place and writes its gradient in the
+            # conv's own layout, so neither forward nor backward pays a permute copy (detloss.fused.head_view)
+            logits.append(y.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2))
         if self.training:
             return logits
         return torch.cat([self.decode_level(i, p) for i, p in enumerate(logits)], 1)
