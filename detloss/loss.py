@@ -292,7 +292,6 @@ class YoloLoss(nn.Module):
 def _mse_box(pbox: Tensor, tbox: Tensor, grid_area: int) -> Tensor:
     """darknet MSE box loss: squared error of xy and of log-wh, weighted by ``2 - w*h`` (normalised area)."""
     scale = 2.0 - tbox[:, 2] * tbox[:, 3] / grid_area
-    err = (pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + (pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()).pow(
-        2
-    ).sum(1)
+    log_wh = pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()
+    err = (pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + log_wh.pow(2).sum(1)
     return (scale * err).mean()

@@ -54,12 +54,12 @@ def _check_plain(value: Any, where: str, depth: int = 0) -> None:
         )
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
+def unwrap(model: nn.Module) -> nn.Module:
     """The model inside DataParallel / DistributedDataParallel (``.module``) or torch.compile (``._orig_mod``)."""
     for attr in ("_orig_mod", "module"):
         inner = getattr(model, attr, None)
         if isinstance(inner, nn.Module):
-            return _unwrap(inner)
+            return unwrap(inner)
     return model
 
 
@@ -70,7 +70,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: 
     ``os.replace``, so a crash never leaves a half-written checkpoint. Parent folders are created.
     Returns the path.
     """
-    m = _unwrap(model)
+    m = unwrap(model)
     if not isinstance(m, Detector):
         raise ValueError(f"save_checkpoint needs a models.Detector, got {type(model).__name__}")
     clash = sorted(k for k in extra if k in _RESERVED)
@@ -89,7 +89,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: 
     }
     for k, v in extra.items():
         if isinstance(v, nn.Module):
-            v = _unwrap(v).state_dict()
+            v = unwrap(v).state_dict()
         _check_plain(v, f"extra[{k!r}]")
         ckpt[k] = v
     path = Path(path)

@@ -79,28 +79,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def increment_path(path: Path, exist_ok: bool = False) -> Path:
-    """``path`` if free (or ``exist_ok``), else ``path2``, ``path3``, ... (yolov5's run-folder habit)."""
-    if exist_ok or not path.exists():
-        return path
-    n = 2
-    while path.with_name(f"{path.name}{n}").exists():
-        n += 1
-    return path.with_name(f"{path.name}{n}")
-
-
 def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     from data.datasets import build_dataset, coco_gt_for
     from data.demo import ensure_demo
     from data.yaml_io import load_data_yaml
     from models.checkpoint import load_checkpoint, load_model
-    from tools.evaluation.inference import evaluate_model, select_device
+    from tools.evaluation.inference import evaluate_model
     from tools.training import dist
+    from tools.training.runs import increment_path
+    from tools.training.setup import select_device
 
     info = dist.from_env()  # under torchrun: each rank infers its shard, rank 0 gathers and evaluates
-    device = select_device(args.device)
-    if info.enabled and device.type == "cuda":
-        device = select_device(str(info.local_rank))
+    device = select_device(args.device, info)
     dist.init(info, device)
     if args.half and device.type != "cuda":
         print(f"--half ignored on {device.type}: FP16 autocast is used on CUDA only")

@@ -90,23 +90,18 @@ def table(results: list[tuple[str, dict[str, float]]], command: str, calib_conf:
 
 
 def plot(results: list[tuple[str, dict[str, float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tools.evaluation.plots import figure, save_figure
 
     names = [n for n, _ in results]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4), tight_layout=True)
+    fig = figure((10, 4))
+    a, b = fig.subplots(1, 2)
     a.bar(names, [m["eval/mAP_0.5:0.95"] for _, m in results], color="tab:blue")
     a.set_title("mAP50-95 (higher is better)")
     b.bar(names, [m["eval/D-ECE"] for _, m in results], color="tab:orange")
     b.set_title("detection ECE of confident detections (lower is better)")
     for ax in (a, b):
         ax.tick_params(axis="x", rotation=20)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=100)
 
 
 def main(argv: list[str] | None = None) -> Path:

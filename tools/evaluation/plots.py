@@ -17,12 +17,13 @@ from .calibration import Calibration
 from .coco import RECALL_THRESHOLDS, CocoStats
 from .cocojson import temp_path
 
-__all__ = ["plot_pr_curve", "plot_reliability", "save_plots"]
+__all__ = ["figure", "plot_pr_curve", "plot_reliability", "save_figure", "save_plots"]
 
 _MAX_LABELLED = 20  # above this many classes the per-class curves are drawn unlabelled
 
 
-def _figure(size: tuple[float, float]) -> Any:
+def figure(size: tuple[float, float]) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot, no global state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -31,11 +32,12 @@ def _figure(size: tuple[float, float]) -> Any:
     return fig
 
 
-def _save(fig: Any, path: Path) -> Path:
+def save_figure(fig: Any, path: Path, dpi: int = 150) -> Path:
+    """Write ``fig`` as PNG through a temporary sibling and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
-        fig.savefig(tmp, dpi=150, format="png")
+        fig.savefig(tmp, dpi=dpi, format="png")
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -48,7 +50,7 @@ def plot_pr_curve(coco: CocoStats, path: str | os.PathLike) -> Path:
 
     The curves are COCO's interpolated precision at 101 recall points (area all, 100 detections per image).
     """
-    fig = _figure((9, 6))
+    fig = figure((9, 6))
     ax = fig.add_subplot(1, 1, 1)
     p50 = coco.precision[0] if coco.precision.size else np.zeros((len(RECALL_THRESHOLDS), 0))  # [R, K]
     valid = [k for k in range(p50.shape[1]) if (p50[:, k] > -1).any()]
@@ -66,12 +68,12 @@ def plot_pr_curve(coco: CocoStats, path: str | os.PathLike) -> Path:
         ax.text(0.5, 0.5, "no ground truth", ha="center", va="center")
     ax.set(xlabel="Recall", ylabel="Precision", xlim=(0, 1), ylim=(0, 1.02), title="Precision-Recall (IoU 0.50)")
     ax.grid(alpha=0.3)
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def plot_reliability(cal: Calibration, path: str | os.PathLike) -> Path:
     """Reliability diagram: per-bin accuracy against confidence with the gap to the diagonal, and the counts."""
-    fig = _figure((6, 7))
+    fig = figure((6, 7))
     ax, axc = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     width = np.diff(cal.edges)
     left = cal.edges[:-1]
@@ -98,7 +100,7 @@ def plot_reliability(cal: Calibration, path: str | os.PathLike) -> Path:
     ax.legend(loc="upper left")
     axc.bar(centers, cal.counts, width=width * 0.9, color="gray")
     axc.set(xlabel="Confidence", ylabel="Detections")
-    return _save(fig, Path(path))
+    return save_figure(fig, Path(path))
 
 
 def save_plots(coco: CocoStats, cal: Calibration | None, out_dir: str | os.PathLike) -> list[Path]:

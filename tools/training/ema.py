@@ -8,11 +8,7 @@ import math
 import torch
 from torch import nn
 
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside DataParallel / DistributedDataParallel."""
-    inner = getattr(model, "module", None)
-    return inner if isinstance(inner, nn.Module) else model
+from models.checkpoint import unwrap
 
 
 class ModelEMA:

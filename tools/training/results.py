@@ -55,24 +55,18 @@ def read_rows(path: str | Path) -> list[dict[str, float]]:
 
 def plot_results(csv_path: str | Path, out: str | Path | None = None) -> Path:
     """A grid of every results.csv column against the epoch, written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from tools.evaluation.plots import figure, save_figure
 
     csv_path = Path(csv_path)
     out = Path(out) if out is not None else csv_path.with_name("results.png")
     rows = read_rows(csv_path)
     epochs = [r["epoch"] for r in rows]
     cols = COLUMNS[1:]
-    fig, axes = plt.subplots(3, 6, figsize=(18, 8), tight_layout=True)
+    fig = figure((18, 8))
+    axes = fig.subplots(3, 6)
     for ax, c in zip(axes.flat, cols):
         ax.plot(epochs, [r[c] for r in rows], marker=".", linewidth=2, markersize=6)
         ax.set_title(c, fontsize=10)
     for ax in list(axes.flat)[len(cols) :]:
         ax.axis("off")
-    tmp = out.with_name(f".{out.name}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return save_figure(fig, out, dpi=100)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from tools.evaluation.cocojson import temp_path
 
 
 def increment_path(path: str | Path, exist_ok: bool = False) -> Path:
@@ -23,25 +24,18 @@ def increment_path(path: str | Path, exist_ok: bool = False) -> Path:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text via a temporary file and ``os.replace``: readers never see a partial file."""
+    """Write text via a temporary sibling and ``os.replace``: readers never see a partial file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temp_path(path)
     try:
-        with os.fdopen(fd, "w") as f:
+        with open(tmp, "x", encoding="utf-8") as f:  # "x": the permissions open() gives, never clobbers
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the permissions open() would
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_yaml(path: str | Path, data: dict[str, Any]) -> Path:

@@ -16,6 +16,7 @@ from detloss import LossConfig, YoloLoss, scale_yolov5_hyp
 from detloss.smoothing import class_prior_from_counts
 from models import build_model
 from models.checkpoint import load_checkpoint
+from tools.evaluation.inference import select_device as parse_device
 
 from .dist import DistInfo
 
@@ -25,21 +26,18 @@ class TrainingError(RuntimeError):
 
 
 def select_device(spec: str, info: DistInfo) -> torch.device:
-    """``cpu``, ``0``, ``0,1`` or ``""`` (CUDA if available) like yolov5; under torchrun each rank takes LOCAL_RANK."""
-    spec = str(spec).strip().lower().replace("cuda:", "")
-    if spec == "cpu":
-        return torch.device("cpu")
-    if spec and not torch.cuda.is_available():
-        raise ValueError(f"--device {spec!r} asks for CUDA but no CUDA device is available; use --device cpu")
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    ids = [int(s) for s in spec.split(",") if s.strip()] or list(range(torch.cuda.device_count()))
-    bad = [i for i in ids if i >= torch.cuda.device_count()]
-    if bad:
-        raise ValueError(f"--device {spec!r}: CUDA device(s) {bad} not present ({torch.cuda.device_count()} found)")
-    idx = ids[info.local_rank % len(ids)] if info.enabled else ids[0]
-    torch.cuda.set_device(idx)
-    return torch.device("cuda", idx)
+    """A yolov5 device string (``cpu``, ``0``, ``0,1``, ``""`` = CUDA if available; see
+    :func:`tools.evaluation.inference.select_device`); under torchrun each rank takes the LOCAL_RANK-th listed
+    CUDA device (all devices when none is listed)."""
+    device = parse_device(spec)
+    if device.type != "cuda":
+        return device
+    if info.enabled:
+        listed = [s for s in str(spec).lower().replace("cuda:", "").split(",") if s.strip()]
+        ids = listed or [str(i) for i in range(torch.cuda.device_count())]
+        device = parse_device(ids[info.local_rank % len(ids)])
+    torch.cuda.set_device(device)
+    return device
 
 
 def resolve_data(data: str | None) -> tuple[dict[str, Any], str]:
@@ -54,10 +52,9 @@ def build_datasets(d: dict[str, Any], opt: argparse.Namespace, hyp: dict[str, fl
     return train, val, coco_gt_for(d, "val")
 
 
-def build_net(opt: argparse.Namespace, d: dict[str, Any]) -> tuple[torch.nn.Module, dict[str, Any] | None]:
+def build_net(opt: argparse.Namespace, d: dict[str, Any]) -> torch.nn.Module:
     """A fresh model of ``--cfg`` or one initialised from ``--weights`` (a detloss checkpoint)."""
     names = list(d["names"])
-    ckpt = None
     if opt.weights:
         ckpt = load_checkpoint(opt.weights)
         if ckpt["nc"] != len(names):
@@ -70,7 +67,7 @@ def build_net(opt: argparse.Namespace, d: dict[str, Any]) -> tuple[torch.nn.Modu
         print(f"transferred {len(fit)}/{len(own)} tensors from {opt.weights}")
     else:
         model = build_model(opt.cfg, len(names), names)
-    return model, ckpt
+    return model
 
 
 def build_loss(model: Any, opt: argparse.Namespace, hyp: dict[str, float], train_ds: Any) -> YoloLoss:
@@ -79,7 +76,11 @@ def build_loss(model: Any, opt: argparse.Namespace, hyp: dict[str, float], train
     nl = len(kw["strides"])
     scaled = scale_yolov5_hyp({**hyp, "label_smoothing": opt.label_smoothing}, nl, kw["num_classes"], opt.imgsz)
     cfg = LossConfig.from_yolov5_hyp(
-        scaled, decode=model.decode, scale_x_y=model.scale_x_y, label_smoothing_kind=opt.label_smoothing_kind
+        scaled,
+        decode=model.decode,
+        scale_x_y=model.scale_x_y,
+        label_smoothing_kind=opt.label_smoothing_kind,
+        check_finite=False,  # the trainer checks the total itself: one host sync per step, not two
     )
     prior = None
     if opt.label_smoothing_kind == "prior":

@@ -19,11 +19,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 
 from data.datasets import collate_fn
-from models.checkpoint import save_checkpoint
+from models.checkpoint import save_checkpoint, unwrap
 from tools.evaluation.inference import evaluate_model
 
 from . import dist
-from .ema import ModelEMA, unwrap
+from .ema import ModelEMA
 from .optim import build_optimizer, interp, lr_lambda, resolve_optimizer
 from .results import append_row, plot_results
 from .runs import save_yaml
@@ -48,8 +48,7 @@ class Trainer:
         seed_everything(opt.seed + info.rank)
         self.data, self.data_name = resolve_data(opt.data)
         self.train_ds, self.val_ds, self.val_gt = build_datasets(self.data, opt, hyp)
-        model, _ = build_net(opt, self.data)
-        self.model = model.to(device)
+        self.model = build_net(opt, self.data).to(device)
         self.loss_fn = build_loss(self.model, opt, hyp, self.train_ds).to(device)
         self.batch = opt.batch_size // info.world_size
         self.accumulate = max(round(NBS / opt.batch_size), 1)
@@ -64,7 +63,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
         self.amp = bool(opt.amp) and device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        self.ema: ModelEMA | None = ModelEMA(self.model)  # on every rank: each infers its val shard with it
+        self.ema = ModelEMA(self.model)  # on every rank: each infers its val shard with it
         self.start_epoch, self.best_fitness, self.best_epoch = 0, -1.0, -1
         self.nonfinite_total = 0
         if resume_ckpt is not None:
@@ -81,7 +80,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.loss_fn.load_state_dict(ckpt["loss"])
-        if self.ema is not None and ckpt.get("ema") is not None:
+        if ckpt.get("ema") is not None:
             self.ema.ema.load_state_dict(ckpt["ema"])
             self.ema.updates = int(ckpt["updates"])
         self.start_epoch = int(ckpt["epoch"]) + 1
@@ -98,7 +97,6 @@ class Trainer:
     def save(self, epoch: int, fitness: float | None, interrupted: bool = False) -> None:
         if not self.info.main:
             return
-        assert self.ema is not None
         extra = dict(
             ema=self.ema.ema, updates=self.ema.updates, optimizer=self.optimizer.state_dict(),
             scaler=self.scaler.state_dict(), loss=self.loss_fn.state_dict(), epoch=epoch,
@@ -115,7 +113,7 @@ class Trainer:
         opt, info = self.opt, self.info
         if info.main:
             save_yaml(self.save_dir / "hyp.yaml", self.hyp)
-            save_yaml(self.save_dir / "opt.yaml", {k: v for k, v in vars(opt).items()})
+            save_yaml(self.save_dir / "opt.yaml", vars(opt))
         last: dict[str, float] = {}
         stop = False
         for epoch in range(self.start_epoch, opt.epochs):
@@ -189,16 +187,11 @@ class Trainer:
                         g["momentum"] = interp(ni, xi, (hyp["warmup_momentum"], hyp["momentum"]))
             with torch.autocast(self.device.type, enabled=self.amp):
                 preds = model(imgs)
-            try:
-                loss, items = self.loss_fn(preds, targets)
-                if self.info.enabled:
-                    loss = loss * self.info.world_size  # DDP averages gradients over ranks
-                finite = True
-            except FloatingPointError as e:
-                finite, reason = False, str(e)
-            if finite and not bool(torch.isfinite(loss)):
-                finite, reason = False, f"loss {float(loss.detach())}"
-            if not finite:
+            loss, items = self.loss_fn(preds, targets)  # built with check_finite=False: checked here, once
+            if self.info.enabled:
+                loss = loss * self.info.world_size  # DDP averages gradients over ranks
+            if not bool(torch.isfinite(loss)):
+                reason = f"loss {float(loss.detach())}, items (box, obj, cls) {items.tolist()}"
                 self.nonfinite_total += 1
                 consecutive += 1
                 warnings.warn(f"non-finite loss at epoch {epoch} batch {i}: {reason}; step skipped", stacklevel=1)
@@ -243,14 +236,13 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
-        if self.ema is not None:
-            self.ema.update(self.model)
+        self.ema.update(self.model)
         return norm if math.isfinite(norm) else None
 
     # ----------------------------------------------------------------------------------------------- val
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        model = self.ema.ema if self.ema is not None else unwrap(self.model)
+        model = self.ema.ema
         res = evaluate_model(model, self.val_ds, gt=self.val_gt, batch_size=self.batch * 2, device=self.device,
                              workers=self.opt.workers, amp=self.amp, backend="faster")  # fmt: skip
         vloss = self._val_loss(model)
