@@ -18,6 +18,8 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
+from detloss.checks import check_number
+
 BOX_MIN_PX = 2.0
 BOX_MIN_AREA_FRAC = 0.1
 BOX_MAX_ASPECT = 20.0
@@ -46,8 +48,7 @@ class AugConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                raise ValueError(f"hyp '{f.name}' must be a finite number >= 0, got {v!r}")
+            check_number(v, f"hyp '{f.name}'", lo=0.0)
         for k in ("flipud", "fliplr", "mosaic", "mixup", "copy_paste", "hsv_h", "hsv_s", "hsv_v", "translate"):
             if getattr(self, k) > 1:
                 raise ValueError(f"hyp '{k}' must be in [0, 1], got {getattr(self, k)}")

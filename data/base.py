@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from detloss.checks import check_int
+
 from .augment import AugConfig, augment_hsv, flip_lr, flip_ud, random_affine
 from .letterbox import letterbox
 from .mosaic import mosaic4
@@ -42,9 +44,7 @@ class DetectionDataset(Dataset):
     """
 
     def __init__(self, imgsz: int, augment: bool, hyp: dict | None, strict: bool, seed: int, source: str):
-        if isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz <= 0:
-            raise ValueError(f"imgsz must be a positive int, got {imgsz!r}")
-        self.imgsz = imgsz
+        self.imgsz = check_int(imgsz, "imgsz", lo=1)
         self.augment = bool(augment)
         self.aug = AugConfig.from_hyp(hyp, warn=self.augment)
         self.strict = bool(strict)

@@ -22,29 +22,16 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import yaml
+
+from detloss.io import atomic_write
 
 from .datasets import CocoDataset, YoloDataset
 from .report import DatasetError
 from .sources import label_path
 from .yaml_io import load_data_yaml, parse_data_dict
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def yolo_to_coco(
@@ -84,7 +71,7 @@ def yolo_to_coco(
         "annotations": anns,
         "categories": [{"id": k, "name": n} for k, n in enumerate(ds.names)],
     }
-    atomic_write_text(out_json, json.dumps(coco))
+    atomic_write(out_json, json.dumps(coco))
     return Path(out_json)
 
 
@@ -111,7 +98,7 @@ def coco_to_yolo(
         dst = out / "images" / split / rel
         _place_image(src, dst, link)
         rows = "".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in lab.astype(float))
-        atomic_write_text(label_path(dst), rows)
+        atomic_write(label_path(dst), rows)
     return _update_yaml(out, split, ds.names, ds.cat_ids)
 
 
@@ -150,7 +137,7 @@ def _update_yaml(out: Path, split: str, names: list[str], cat_ids: list[int]) ->
     data[key] = f"images/{split}"
     for k in ("train", "val"):  # the YAML needs both; a split converted later replaces the stand-in
         data.setdefault(k, f"images/{split}")
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    atomic_write(path, yaml.safe_dump(data, sort_keys=False))
     return path
 
 

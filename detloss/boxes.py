@@ -8,12 +8,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .checks import check_choice
+
 BOX_FORMATS = ("xyxy", "cxcywh")
-
-
-def _check_fmt(fmt: str) -> None:
-    if fmt not in BOX_FORMATS:
-        raise ValueError(f"unknown box format {fmt!r}; expected one of {BOX_FORMATS}")
 
 
 def _check_boxes(boxes: Tensor, name: str) -> None:
@@ -25,8 +22,8 @@ def _check_boxes(boxes: Tensor, name: str) -> None:
 
 def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
     """Convert ``Tensor[..., 4]`` boxes between ``"xyxy"`` and ``"cxcywh"``."""
-    _check_fmt(in_fmt)
-    _check_fmt(out_fmt)
+    check_choice(in_fmt, "box format", BOX_FORMATS)
+    check_choice(out_fmt, "box format", BOX_FORMATS)
     _check_boxes(boxes, "boxes")
     if in_fmt == out_fmt:
         return boxes.clone()
@@ -38,7 +35,7 @@ def box_convert(boxes: Tensor, in_fmt: str, out_fmt: str) -> Tensor:
 
 def to_xyxy(boxes: Tensor, fmt: str) -> Tensor:
     """Boxes in ``fmt`` as corners (no copy when already ``xyxy``)."""
-    _check_fmt(fmt)
+    check_choice(fmt, "box format", BOX_FORMATS)
     return boxes if fmt == "xyxy" else box_convert(boxes, fmt, "xyxy")
 
 

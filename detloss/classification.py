@@ -18,15 +18,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .smoothing import _check_eps, _check_num_classes, _fill_targets, check_class_target, check_prior
+from .checks import check_choice, check_eps, check_num_classes
+from .smoothing import _fill_targets, check_class_target, check_prior
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 def check_reduction(reduction: str, options: tuple[str, ...] = REDUCTIONS) -> str:
-    if reduction not in options:
-        raise ValueError(f"unknown reduction {reduction!r}; expected one of {', '.join(map(repr, options))}")
-    return reduction
+    return check_choice(reduction, "reduction", options)
 
 
 def check_logits_target(logits: Tensor, target: Tensor, num_classes: int | None = None) -> tuple[Tensor, Tensor]:
@@ -82,7 +81,7 @@ def label_smoothing_cross_entropy(
         reduction: ``"mean"`` (over N), ``"sum"`` or ``"none"`` (``Tensor[N]``).
         prior: optional ``Tensor[K]`` class prior ``u`` (non-negative, sums to 1) instead of uniform.
     """
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     check_reduction(reduction)
     if prior is not None:
         check_prior(prior)
@@ -123,7 +122,7 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
     def __init__(self, eps: float = 0.1, reduction: str = "mean", prior: Tensor | None = None) -> None:
         super().__init__()
-        self.eps = _check_eps(eps)
+        self.eps = check_eps(eps)
         self.reduction = check_reduction(reduction)
         self.register_buffer("prior", None if prior is None else check_prior(prior).detach().clone())
 
@@ -137,8 +136,8 @@ class LabelSmoothingCrossEntropy(nn.Module):
 
 def k1_target_entropy(num_classes: int, eps: float) -> float:
     """Entropy (nats) of the ``K - 1`` target: ``H(q) = -(1 - eps) log(1 - eps) - eps log(eps / (K - 1))``."""
-    eps = _check_eps(eps)
-    k = _check_num_classes(num_classes)
+    eps = check_eps(eps)
+    k = check_num_classes(num_classes)
     h = -(1.0 - eps) * math.log(1.0 - eps)
     if eps > 0:
         h -= eps * math.log(eps / (k - 1))
@@ -169,8 +168,8 @@ class KLDivLabelSmoothing(nn.Module):
 
     def __init__(self, num_classes: int, eps: float = 0.1, reduction: str = "batchmean") -> None:
         super().__init__()
-        self.num_classes = _check_num_classes(num_classes)
-        self.eps = _check_eps(eps)
+        self.num_classes = check_num_classes(num_classes)
+        self.eps = check_eps(eps)
         if reduction == "mean":
             raise ValueError(
                 "reduction='mean' averages the KL over N * K elements (divides by K as well); use 'batchmean'"

@@ -14,14 +14,14 @@ Presets (``LossConfig.preset(name, **overrides)``):
 from __future__ import annotations
 
 import dataclasses
-import math
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import check_choice, check_eps, check_number
 from .decode import DECODE_STYLES
 from .iou import IOU_KINDS
-from .smoothing import _check_eps
 
 BOX_KINDS = IOU_KINDS + ("mse",)
 ASSIGNERS = ("yolov5", "darknet")
@@ -44,17 +44,11 @@ YOLOV5_OTHER_KEYS = (
 
 
 def _num(name: str, value: Any, lo: float | None = None, hi: float | None = None, lo_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"LossConfig.{name} must be a finite number, got {value!r}")
-    if lo is not None and (value <= lo if lo_open else value < lo):
-        raise ValueError(f"LossConfig.{name} must be {'>' if lo_open else '>='} {lo}, got {value}")
-    if hi is not None and value > hi:
-        raise ValueError(f"LossConfig.{name} must be <= {hi}, got {value}")
+    check_number(value, f"LossConfig.{name}", lo, hi, lo_open=lo_open)
 
 
 def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise ValueError(f"LossConfig.{name}={value!r} is not one of {options}")
+    check_choice(value, f"LossConfig.{name}", options)
 
 
 @dataclass(frozen=True)
@@ -129,7 +123,7 @@ class LossConfig:
             _num(name, getattr(self, name), lo=0.0)
         for name in ("cls_pw", "obj_pw"):
             _num(name, getattr(self, name), lo=0.0, lo_open=True)
-        _check_eps(self.label_smoothing, "LossConfig.label_smoothing")
+        check_eps(self.label_smoothing, "LossConfig.label_smoothing")
         _choice("label_smoothing_kind", self.label_smoothing_kind, SMOOTHING_KINDS)
         _num("fl_alpha", self.fl_alpha, lo=0.0, hi=1.0)
         _num("ols_alpha", self.ols_alpha, lo=0.0, hi=1.0)
@@ -185,8 +179,7 @@ class LossConfig:
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> LossConfig:
         """One of ``PRESETS`` (``"yolov5"``, ``"yolov4"``, ``"yolov3"``) with optional overrides."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; expected one of {tuple(PRESETS)}")
+        check_choice(name, "preset", tuple(PRESETS))
         return PRESETS[name].replace(**overrides)
 
     @classmethod
@@ -208,7 +201,8 @@ class LossConfig:
         return PRESETS["yolov5"].replace(**values, **overrides)
 
 
-PRESETS: dict[str, LossConfig] = {
+# read-only: a preset changed in place would change every later LossConfig.preset() call
+PRESETS: Mapping[str, LossConfig] = types.MappingProxyType({
     "yolov5": LossConfig(),
     "yolov4": LossConfig(
         box=0.07, obj=1.0, cls=1.0, box_kind="ciou", decode="darknet", scale_x_y=(1.2, 1.1, 1.05),
@@ -218,7 +212,7 @@ PRESETS: dict[str, LossConfig] = {
         box=1.0, obj=1.0, cls=1.0, box_kind="mse", decode="darknet", scale_x_y=1.0,
         balance="uniform", gr=0.0, assign="darknet", iou_thresh=1.0, ignore_thresh=0.7,
     ),
-}  # fmt: skip
+})  # fmt: skip
 
 
 def yolov5_balance(nl: int) -> tuple[float, ...]:

@@ -20,12 +20,6 @@ DECODE_STYLES = ("yolov5", "darknet")
 WH_LOGIT_MAX = math.log(1e4)  # exp() input cap for the darknet wh decode
 
 
-def check_style(style: str) -> str:
-    if style not in DECODE_STYLES:
-        raise ValueError(f"unknown decode style {style!r}; expected one of {DECODE_STYLES}")
-    return style
-
-
 def decode_xy(t: Tensor, style: str = "yolov5", scale_x_y: float = 1.0) -> Tensor:
     """Centre offsets (grid units, relative to the cell corner) from raw logits ``t[..., 2]``."""
     if style == "yolov5":

@@ -12,7 +12,9 @@ it in the cache. With ``zero_grad(set_to_none=True)`` (the default) the old ``.g
 the memory is reused.
 
 Off the CPU (the CUDA caching allocator already reuses memory without faults) and while tracing under
-``torch.compile``, :meth:`GradBuffers.get` returns a fresh ``empty_like``.
+``torch.compile``, :meth:`GradBuffers.get` returns a fresh ``empty_like``. The reference count comes from
+``torch._C._storage_Use_Count``, a private torch function; on a torch without it the cache is never
+reused (every call returns fresh memory: correct, only slower), rather than guessing.
 """
 
 from __future__ import annotations
@@ -23,25 +25,32 @@ import torch
 from torch import Tensor
 
 
-def _storage_refs(t: Tensor) -> int:
-    return torch._C._storage_Use_Count(t.untyped_storage()._cdata)
+def _use_count_fn() -> Any:
+    """``torch._C._storage_Use_Count`` where this torch has it, else ``None`` (looked up at call time)."""
+    return getattr(torch._C, "_storage_Use_Count", None)
+
+
+def _storage_refs(t: Tensor) -> int | None:
+    """References to ``t``'s storage, or ``None`` when this torch cannot tell."""
+    fn = _use_count_fn()
+    return None if fn is None else int(fn(t.untyped_storage()._cdata))
 
 
 class GradBuffers:
     """One reusable gradient buffer per key (a level index)."""
 
     def __init__(self) -> None:
-        self._bufs: dict[int, tuple[Tensor, int]] = {}
+        self._bufs: dict[int, tuple[Tensor, int | None]] = {}
 
     def get(self, key: int, like: Tensor) -> Tensor:
         """Uninitialised memory with the shape, strides, dtype and device of ``like``; write all of it."""
-        if like.device.type != "cpu" or torch.compiler.is_compiling():
+        if like.device.type != "cpu" or torch.compiler.is_compiling() or _use_count_fn() is None:
             return torch.empty_like(like)
         entry = self._bufs.get(key)
         if entry is not None:
             buf, alone = entry
             same = buf.shape == like.shape and buf.stride() == like.stride() and buf.dtype == like.dtype
-            if same and _storage_refs(buf) == alone:
+            if same and alone is not None and _storage_refs(buf) == alone:
                 return buf.detach()  # a new tensor on the same memory: never the cached object itself
         self._bufs.pop(key, None)
         buf = torch.empty_like(like)

@@ -22,15 +22,10 @@ import math
 import torch
 from torch import Tensor
 
-from .boxes import _check_boxes, _check_fmt
+from .boxes import BOX_FORMATS, _check_boxes
+from .checks import check_choice
 
 IOU_KINDS = ("iou", "giou", "diou", "ciou")
-
-
-def check_kind(kind: str, allowed: tuple[str, ...] = IOU_KINDS) -> str:
-    if kind not in allowed:
-        raise ValueError(f"unknown IoU kind {kind!r}; expected one of {allowed}")
-    return kind
 
 
 def _sides(b: Tensor, fmt: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
@@ -44,8 +39,8 @@ def _sides(b: Tensor, fmt: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor,
 
 def aligned_iou(boxes1: Tensor, boxes2: Tensor, kind: str = "iou", fmt: str = "cxcywh", eps: float = 1e-7) -> Tensor:
     """Element-wise IoU-family value of two aligned box sets ``Tensor[..., 4]``."""
-    check_kind(kind)
-    _check_fmt(fmt)
+    check_choice(kind, "IoU kind", IOU_KINDS)
+    check_choice(fmt, "box format", BOX_FORMATS)
     _check_boxes(boxes1, "boxes1")
     _check_boxes(boxes2, "boxes2")
     dtype = torch.promote_types(torch.promote_types(boxes1.dtype, boxes2.dtype), torch.float32)

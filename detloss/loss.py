@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from .assign import LevelTargets, assign_darknet, assign_yolov5
 from .boxes import box_iou
+from .checks import check_int
 from .config import LossConfig, yolov5_balance
 from .decode import decode_grid, decode_wh, decode_xy
 from .fused import fused_level_terms, make_spec
@@ -79,8 +80,7 @@ class YoloLoss(nn.Module):
         cfg = LossConfig() if config is None else config
         if not isinstance(cfg, LossConfig):
             raise ValueError(f"config must be a LossConfig, got {type(cfg).__name__}")
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        check_int(num_classes, "num_classes", lo=1)
         a = parse_anchors(anchors)
         s = torch.as_tensor(list(strides) if not isinstance(strides, Tensor) else strides, dtype=torch.float32)
         if s.dim() != 1 or s.numel() != a.shape[0]:

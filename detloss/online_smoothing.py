@@ -11,8 +11,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .checks import check_eps, check_num_classes, check_number
 from .classification import check_logits_target, check_reduction, reduce_loss
-from .smoothing import _check_eps, _check_num_classes, check_class_target
+from .smoothing import check_class_target
 
 
 class OnlineLabelSmoothing(nn.Module):
@@ -63,11 +64,9 @@ class OnlineLabelSmoothing(nn.Module):
 
     def __init__(self, alpha: float = 0.5, *, n_classes: int, smoothing: float = 0.1, reduction: str = "mean") -> None:
         super().__init__()
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
-        self.alpha = float(alpha)
-        self.n_classes = k = _check_num_classes(n_classes, "n_classes")
-        self.smoothing = eps = _check_eps(smoothing, "smoothing")
+        self.alpha = check_number(alpha, "alpha", 0.0, 1.0)
+        self.n_classes = k = check_num_classes(n_classes, "n_classes")
+        self.smoothing = eps = check_eps(smoothing, "smoothing")
         self.reduction = check_reduction(reduction)
         s = torch.full((k, k), eps / (k - 1))
         s.fill_diagonal_(1.0 - eps)

@@ -26,21 +26,14 @@ With K = 4 and eps = 0.2: uniform 0.85 / 0.05, k1 0.8 / 0.0667.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from .checks import check_eps, check_num_classes, check_number
+
 PRIOR_SUM_TOL = 1e-4  # |sum(prior) - 1| allowed (float32 rounding of a normalised histogram)
-
-
-def _check_eps(eps: float, name: str = "eps") -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps):
-        raise ValueError(f"{name} must be a finite number in [0, 1), got {eps!r}")
-    if not 0.0 <= eps < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {eps}")
-    return float(eps)
 
 
 def smooth_BCE(eps: float = 0.1) -> tuple[float, float]:  # noqa: N802 - the name users know from yolov5
@@ -52,22 +45,15 @@ def smooth_BCE(eps: float = 0.1) -> tuple[float, float]:  # noqa: N802 - the nam
     Returns:
         ``(cp, cn)``: the target for the true class and for every other class.
     """
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     return 1.0 - 0.5 * eps, 0.5 * eps
 
 
 def smooth_BCE_k(eps: float, num_classes: int) -> tuple[float, float]:  # noqa: N802
     """Softmax-convention pair ``(1 - eps + eps/K, eps/K)`` for a K-class BCE head."""
-    eps = _check_eps(eps)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    eps = check_eps(eps)
+    check_num_classes(num_classes)
     return 1.0 - eps + eps / num_classes, eps / num_classes
-
-
-def _check_num_classes(num_classes: int, name: str = "num_classes") -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"{name} must be an int >= 2, got {num_classes!r}")
-    return num_classes
 
 
 def check_class_target(target: Tensor, num_classes: int) -> Tensor:
@@ -131,8 +117,8 @@ def uniform_targets(target: Tensor, num_classes: int, eps: float, dtype: torch.d
     Returns:
         ``Tensor[N, K]`` on ``target``'s device, rows summing to 1.
     """
-    eps = _check_eps(eps)
-    k = _check_num_classes(num_classes)
+    eps = check_eps(eps)
+    k = check_num_classes(num_classes)
     return _fill_targets(check_class_target(target, k), k, 1.0 - eps + eps / k, eps / k, dtype)
 
 
@@ -145,8 +131,8 @@ def k1_targets(target: Tensor, num_classes: int, eps: float, dtype: torch.dtype 
 
     Args / returns as :func:`uniform_targets`: ``target`` ``LongTensor[N]`` -> ``Tensor[N, K]``.
     """
-    eps = _check_eps(eps)
-    k = _check_num_classes(num_classes)
+    eps = check_eps(eps)
+    k = check_num_classes(num_classes)
     return _fill_targets(check_class_target(target, k), k, 1.0 - eps, eps / (k - 1), dtype)
 
 
@@ -163,7 +149,7 @@ def prior_targets(target: Tensor, prior: Tensor, eps: float) -> Tensor:
     Returns:
         ``Tensor[N, K]`` in ``prior``'s dtype, on ``target``'s device.
     """
-    eps = _check_eps(eps)
+    eps = check_eps(eps)
     prior = check_prior(prior)
     target = check_class_target(target, prior.numel())
     u = prior.to(target.device)
@@ -195,10 +181,7 @@ def class_prior_from_counts(
         raise ValueError(f"counts must be 1-D with K >= 2 entries, got shape {tuple(c.shape)}")
     if c.is_complex() or c.dtype == torch.bool:
         raise ValueError(f"counts must be real numbers, got dtype {c.dtype}")
-    if isinstance(pseudo_count, bool) or not isinstance(pseudo_count, (int, float)) or not pseudo_count >= 0:
-        raise ValueError(f"pseudo_count must be a finite number >= 0, got {pseudo_count!r}")
-    if not math.isfinite(pseudo_count):
-        raise ValueError(f"pseudo_count must be finite, got {pseudo_count!r}")
+    check_number(pseudo_count, "pseudo_count", lo=0.0)
     out_dtype = dtype or (c.dtype if c.is_floating_point() else torch.get_default_dtype())
     c64 = c.detach().double()
     if not bool(torch.isfinite(c64).all()) or bool((c64 < 0).any()):

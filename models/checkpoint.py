@@ -17,13 +17,14 @@ plain (tensors, numbers, strings, None, lists/tuples/dicts of those) so the file
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from detloss.io import atomic_write_with
 
 from .detector import Detector, build_model
 
@@ -66,8 +67,8 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: Any) -> Path:
     """Write ``model`` (a :class:`Detector`, possibly DDP-wrapped) and ``extra`` to ``path`` atomically.
 
-    The file is written to a temporary name in the same folder and moved over ``path`` with
-    ``os.replace``, so a crash never leaves a half-written checkpoint. Parent folders are created.
+    The file is written with :func:`detloss.io.atomic_write_with` (a temporary sibling, fsync,
+    ``os.replace``), so a crash never leaves a half-written checkpoint. Parent folders are created.
     Returns the path.
     """
     m = unwrap(model)
@@ -92,19 +93,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: 
             v = unwrap(v).state_dict()
         _check_plain(v, f"extra[{k!r}]")
         ckpt[k] = v
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(ckpt, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_with(path, lambda f: torch.save(ckpt, f))
 
 
 def _check_ckpt(ckpt: Any, src: str) -> dict[str, Any]:

@@ -16,13 +16,14 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from detloss.checks import check_number
+
 from .layers import ConvBNLeaky, CSPTinyBlock, MaxPoolSame, make_divisible
 
 
 def _check_mult(width: float, depth: float) -> None:
     for name, v in (("width", width), ("depth", depth)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 4:
-            raise ValueError(f"{name} multiplier must be a number in (0, 4], got {v!r}")
+        check_number(v, f"{name} multiplier", 0.0, 4.0, lo_open=True)
 
 
 class YoloV3TinyBody(nn.Module):

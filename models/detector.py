@@ -13,13 +13,13 @@ stride-16 level, i.e. ``23,27 37,58 81,82``; pass ``anchors=`` to reproduce that
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch import Tensor, nn
 
-from detloss.decode import check_style
+from detloss.checks import check_choice, check_int, check_number
+from detloss.decode import DECODE_STYLES
 from detloss.validate import parse_anchors
 
 from .darknet_tiny import YoloV3TinyBody, YoloV4TinyBody
@@ -133,21 +133,16 @@ def build_model(
         anchors: pixels, 2 levels: ``[[w, h, w, h, w, h], [...]]``, ``[[[w, h], ...], ...]`` or ``Tensor[2, na, 2]``;
             default the tiny anchors ``TINY_ANCHORS``.
     """
-    if not isinstance(cfg, str) or cfg not in MODEL_CFGS:
-        raise ValueError(f"unknown model cfg {cfg!r}; expected one of {MODEL_CFGS}")
-    if isinstance(nc, bool) or not isinstance(nc, int) or nc < 1:
-        raise ValueError(f"nc (number of classes) must be an int >= 1, got {nc!r}")
+    check_choice(cfg, "model cfg", MODEL_CFGS)
+    check_int(nc, "nc (number of classes)", lo=1)
     if names is None:
         names = [f"class{i}" for i in range(nc)]
     elif isinstance(names, str) or not all(isinstance(n, str) for n in names):
         raise ValueError(f"names must be a list of {nc} strings, got {names!r}")
     elif len(names) != nc:
         raise ValueError(f"names has {len(names)} entries for nc={nc} classes")
-    check_style(decode)
-    if isinstance(scale_x_y, bool) or not isinstance(scale_x_y, (int, float)) or not math.isfinite(scale_x_y):
-        raise ValueError(f"scale_x_y must be a finite number >= 1, got {scale_x_y!r}")
-    if scale_x_y < 1.0:
-        raise ValueError(f"scale_x_y must be >= 1, got {scale_x_y}")
+    check_choice(decode, "decode style", DECODE_STYLES)
+    check_number(scale_x_y, "scale_x_y", lo=1.0)
     a = parse_anchors(TINY_ANCHORS if anchors is None else anchors)
     if a.shape[0] != len(STRIDES):
         raise ValueError(f"{cfg} has {len(STRIDES)} detection levels (strides {STRIDES}); anchors give {a.shape[0]}")

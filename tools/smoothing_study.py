@@ -15,10 +15,11 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from detloss.io import atomic_write  # noqa: E402
 from models.checkpoint import load_checkpoint  # noqa: E402
 from tools import train  # noqa: E402
 from tools.training.results import read_rows  # noqa: E402
-from tools.training.runs import atomic_write_text, increment_path  # noqa: E402
+from tools.training.runs import increment_path  # noqa: E402
 
 SETTINGS = (
     ("none", 0.0, "yolo"),
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> Path:
                         "--project", str(out), "--name", run.name, "--exist-ok"])  # fmt: skip
         results.append((name, final_metrics(run, args.calib_conf)))
     command = "python tools/smoothing_study.py" + (" -- " + " ".join(extra) if extra else "")
-    atomic_write_text(out / "study.md", table(results, command, args.calib_conf))
+    atomic_write(out / "study.md", table(results, command, args.calib_conf))
     plot(results, out / "study.png")
     print((out / "study.md").read_text())
     return out

@@ -17,11 +17,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from detloss.io import atomic_write
 
 __all__ = [
     "CocoFormatError",
@@ -31,7 +32,6 @@ __all__ = [
     "coco80_to_91",
     "detections_to_coco",
     "read_json",
-    "temp_path",
 ]
 
 # COCO 2014/2017 detection uses 80 of the 91 category ids of the original paper; these 11 were never annotated.
@@ -62,27 +62,12 @@ def read_json(path: str | os.PathLike) -> Any:
         raise CocoFormatError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from e
 
 
-def temp_path(path: Path) -> Path:
-    """A fresh hidden sibling of ``path`` to write before ``os.replace`` (same folder, so the move is atomic)."""
-    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> Path:
     """Write ``obj`` as JSON to ``path`` through a temporary file and ``os.replace``: never a half-written file.
 
     Non-finite floats are refused (``ValueError``) rather than written as the non-JSON ``NaN``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:  # "x": normal permissions (umask), never clobbers
-            json.dump(obj, f, indent=indent, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, json.dumps(obj, indent=indent, allow_nan=False))
 
 
 def _few(items: Sequence[Any] | set[Any], n: int = 5) -> str:

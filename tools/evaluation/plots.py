@@ -1,8 +1,8 @@
 """Evaluation plots: precision-recall curves and the reliability diagram (PNG, matplotlib's Agg canvas).
 
 matplotlib is imported only here and only when a plot is drawn; the figures are built on an Agg canvas
-directly, so the global backend (``matplotlib.use``) is never touched. Files are written through a
-temporary name and ``os.replace``.
+directly, so the global backend (``matplotlib.use``) is never touched. Files are written with
+:func:`detloss.io.atomic_write_with`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from detloss.io import atomic_write_with
+
 from .calibration import Calibration
 from .coco import RECALL_THRESHOLDS, CocoStats
-from .cocojson import temp_path
 
 __all__ = ["figure", "plot_pr_curve", "plot_reliability", "save_figure", "save_plots"]
 
@@ -34,15 +35,7 @@ def figure(size: tuple[float, float]) -> Any:
 
 def save_figure(fig: Any, path: Path, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG through a temporary sibling and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        fig.savefig(tmp, dpi=dpi, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_with(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
 
 
 def plot_pr_curve(coco: CocoStats, path: str | os.PathLike) -> Path:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from detloss.checks import check_number
 from detloss.config import YOLOV5_LOSS_KEYS, YOLOV5_OTHER_KEYS
 
 # ultralytics yolov5 data/hyps/hyp.scratch-low.yaml (values, not text)
@@ -53,9 +53,7 @@ def check_hyp(hyp: dict[str, Any], source: str = "hyp") -> dict[str, float]:
     for k, v in hyp.items():
         if k == "anchors":  # yolov5 allows an anchor count here; we take anchors from the model
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(f"{source}: {k} must be a finite number, got {v!r}")
-        out[k] = float(v)
+        out[k] = check_number(v, f"{source}: {k}")
     return out
 
 

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from detloss.checks import check_choice
+
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
 CHOICES = OPTIMIZERS + ("auto",)
 
@@ -29,8 +31,7 @@ def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float, dec
 
     The group order is yolov5's, so ``x/lr0..2`` in results.csv mean the same thing.
     """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {OPTIMIZERS}")
+    check_choice(name, "optimizer", OPTIMIZERS)
     decayed, norm_w, biases = [], [], []
     norm_types = tuple(v for k, v in vars(nn).items() if "Norm" in k and isinstance(v, type))
     for module in model.modules():

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from .runs import atomic_write_text
+from detloss.io import atomic_write
 
 COLUMNS = (
     "epoch",
@@ -43,7 +43,7 @@ def append_row(path: str | Path, row: dict[str, float]) -> None:
     w.writerow([f"{c:>20s}" for c in COLUMNS])
     for r in rows:
         w.writerow([f"{int(r['epoch']):>20d}"] + [f"{r[c]:>20.5g}" for c in COLUMNS[1:]])
-    atomic_write_text(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def read_rows(path: str | Path) -> list[dict[str, float]]:

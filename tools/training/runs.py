@@ -1,4 +1,4 @@
-"""Run folders (``runs/train/exp``, ``exp2``, ...) and atomic small-file writes, as yolov5 users expect."""
+"""Run folders (``runs/train/exp``, ``exp2``, ...) and the YAML files of a run, as yolov5 users expect."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tools.evaluation.cocojson import temp_path
+from detloss.io import atomic_write
 
 
 def increment_path(path: str | Path, exist_ok: bool = False) -> Path:
@@ -23,25 +23,10 @@ def increment_path(path: str | Path, exist_ok: bool = False) -> Path:
     return path.parent / f"{stem}{n}"
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write text via a temporary sibling and ``os.replace``: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:  # "x": the permissions open() gives, never clobbers
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def save_yaml(path: str | Path, data: dict[str, Any]) -> Path:
     import yaml
 
-    return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return atomic_write(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def latest_run(search: str | Path = "runs") -> Path:

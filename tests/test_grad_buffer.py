@@ -1,0 +1,49 @@
+"""GradBuffers: memory reuse when nothing else holds it, and the fallback for a torch without the use count."""
+
+from __future__ import annotations
+
+import torch
+
+from detloss import LossConfig, YoloLoss
+from detloss.grad_buffer import GradBuffers
+
+ANCHORS = [[10, 14, 23, 27, 37, 58], [81, 82, 135, 169, 344, 319]]
+
+
+def _step(loss: YoloLoss, seed: int) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    preds = [torch.randn(2, 3, s, s, 8, generator=gen).requires_grad_() for s in (8, 4)]
+    targets = torch.tensor([[0, 1, 0.3, 0.4, 0.2, 0.3], [1, 2, 0.6, 0.5, 0.4, 0.2]])
+    loss(preds, targets)[0].backward()
+    return [p.grad for p in preds]
+
+
+def test_reuses_only_unreferenced_memory():
+    bufs = GradBuffers()
+    like = torch.empty(4, 5)
+    a = bufs.get(0, like)
+    ptr = a.data_ptr()
+    b = bufs.get(0, like)
+    assert b.data_ptr() != ptr  # `a` still refers to the first buffer: it must not be handed out again
+    del a
+    c_ptr = b.data_ptr()
+    del b
+    assert bufs.get(0, like).data_ptr() == c_ptr  # nothing holds it now: reused
+
+
+def test_without_storage_use_count_every_buffer_is_fresh(monkeypatch):
+    monkeypatch.delattr(torch._C, "_storage_Use_Count")
+    bufs = GradBuffers()
+    like = torch.empty(4, 5)
+    first = bufs.get(0, like)
+    assert first.shape == like.shape and bufs.nbytes() == 0  # nothing cached
+    kept = first.data_ptr()
+    first.fill_(1.0)
+    second = bufs.get(0, like)
+    assert second.data_ptr() != kept and torch.equal(first, torch.ones(4, 5))
+    # the fused loss still gives the reference gradients
+    fused = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="fused"))
+    ref = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="reference"))
+    for g, r in zip(_step(fused, 3), _step(ref, 3)):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+    assert fused._grad_buffers.nbytes() == 0
