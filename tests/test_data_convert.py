@@ -12,7 +12,7 @@ from data.demo import generate_demo
 from data.report import DatasetWarning
 from data.yaml_io import load_data_yaml
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "coco" / "real-images"
+REAL = Path(__file__).resolve().parent / "fixtures" / "coco" / "real-images"  # see tests/fixtures/README.md
 
 
 def test_yolo_coco_yolo_round_trip(tmp_path):
@@ -39,8 +39,6 @@ def test_yolo_coco_yolo_round_trip(tmp_path):
 
 
 def test_coco_to_yolo_on_real_terrain(tmp_path):
-    if not (REAL / "terrain_coco.json").exists():
-        pytest.skip(f"fixture {REAL} absent")
     out = coco_to_yolo(REAL / "terrain_coco.json", REAL, tmp_path / "terrain", split="val", link=False)
     d = load_data_yaml(out)
     assert d["names"] == ["human", "car"] and d["coco_cat_ids"] == [1, 2] and d["train"] == d["val"]

@@ -1,6 +1,6 @@
 """COCO evaluation on real fixtures: both backends reproduce pycocotools' published figures.
 
-Fixtures and their reference numbers: ``shared/fixtures/coco/README.md`` (a sibling of the repo checkout).
+Fixtures, where they come from and their reference numbers: ``tests/fixtures/README.md``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ import pytest
 from tools import eval as eval_cli
 from tools.evaluation import STAT_NAMES, evaluate_results, read_json
 
-FIX = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "coco"
-pytestmark = pytest.mark.skipif(not (FIX / "README.md").exists(), reason=f"COCO fixtures not found at {FIX}")
+FIX = Path(__file__).resolve().parent / "fixtures" / "coco"
 
-# From the fixtures' README (pycocotools bbox stats, 6 decimals).
+# From tests/fixtures/README.md (pycocotools bbox stats, 6 decimals).
 VAL2014 = [0.504581, 0.696973, 0.572982, 0.585626, 0.519400, 0.501398, 0.386813, 0.593680, 0.595353, 0.639811, 0.566421]
 VAL2014 += [0.564291]
 CROWD = [0.709901, 1.000000, 0.841584, -1, 0.709901, -1, 0.000000, 0.453846, 0.715385, -1, 0.715385, -1]

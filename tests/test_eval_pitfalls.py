@@ -24,8 +24,7 @@ from tools.evaluation import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-FIX = ROOT.parent / "shared" / "fixtures" / "coco"
-needs_fixtures = pytest.mark.skipif(not (FIX / "README.md").exists(), reason=f"COCO fixtures not found at {FIX}")
+FIX = ROOT / "tests" / "fixtures" / "coco"  # see tests/fixtures/README.md
 
 
 def _gt(n_images: int = 2) -> dict:
@@ -63,7 +62,6 @@ def test_pycocotools_itself_fails_on_empty_results():
             coco.loadRes([])
 
 
-@needs_fixtures
 @pytest.mark.filterwarnings("ignore:Found annotation id 0")  # faster-coco-eval's own warning
 @pytest.mark.parametrize("name", ["crowd_gt.json", "toy_gt_id0.json"])
 def test_empty_detections_equal_faster_coco_evals_native_handling(name):
@@ -82,7 +80,6 @@ def test_empty_detections_equal_faster_coco_evals_native_handling(name):
     np.testing.assert_array_equal(ours.coco.precision, ev.eval["precision"][:, :, :, 0, 2])
 
 
-@needs_fixtures
 @pytest.mark.parametrize("backend", ["pycocotools", "faster"])
 def test_annotation_id_zero_warns_and_reindex_fixes(backend):
     gt, dt = FIX / "toy_gt_id0.json", FIX / "toy_dt.json"
@@ -128,7 +125,6 @@ def test_malformed_detection_entries(det, match):
         evaluate_results(_gt(), [good, det])
 
 
-@needs_fixtures
 def test_truncated_and_malformed_json_name_the_file(tmp_path):
     text = (FIX / "crowd_dt.json").read_text()
     cut = tmp_path / "cut.json"
@@ -203,8 +199,7 @@ def test_coco80_to_91():
     ids = coco80_to_91()
     assert len(ids) == 80 == len(set(ids)) and ids == sorted(ids)
     assert ids[0] == 1 and ids[11] == 13 and ids[79] == 90  # person, stop sign (12 unused), toothbrush
-    if (FIX / "instances_val2014_100.json").exists():
-        assert ids == sorted(c["id"] for c in read_json(FIX / "instances_val2014_100.json")["categories"])
+    assert ids == sorted(c["id"] for c in read_json(FIX / "instances_val2014_100.json")["categories"])
 
 
 def test_detections_to_coco_writes_xywh_ids_and_rounded_scores():
