@@ -38,7 +38,8 @@ class DetectionDataset(Dataset):
     :meth:`_verify_images` and :meth:`_finish`.
 
     Attributes:
-        labels: per image ``float32 ndarray[n, 5]`` ``(cls, cx, cy, w, h)`` normalised to the original image.
+        labels: per image ``float32 ndarray[n, 5]`` ``(cls, cx, cy, w, h)`` normalised to the original image;
+            rows of class -1 are ignore regions (they go through letterbox and augmentation like boxes).
         shapes: per image ``(h0, w0)``.
         report: the :class:`data.report.DatasetReport` of what was skipped, dropped or clipped.
     """
@@ -94,8 +95,9 @@ class DetectionDataset(Dataset):
         """Fill the report totals, refuse an empty dataset, emit the one summary warning."""
         r = self.report
         r.images = len(self.im_files)
-        r.boxes = int(sum(len(lb) for lb in self.labels))
-        r.backgrounds = sum(1 for lb in self.labels if not len(lb))
+        r.boxes = int(sum(int((lb[:, 0] >= 0).sum()) for lb in self.labels))
+        r.ignore_regions = int(sum(len(lb) for lb in self.labels)) - r.boxes
+        r.backgrounds = sum(1 for lb in self.labels if not (lb[:, 0] >= 0).any())
         if not self.im_files:
             raise DatasetError(f"{r.source}: no usable images ({r.images_found} found)\n{r.summary()}")
         r.warn_if_needed(stacklevel=4)

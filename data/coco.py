@@ -3,8 +3,10 @@
 Format (cocodataset.org/#format-data): ``images`` (``id``, ``file_name``, ``width``, ``height``),
 ``categories`` (``id``, ``name``), ``annotations`` (``id``, ``image_id``, ``category_id``,
 ``bbox = [x, y, w, h]`` in pixels from the top-left corner, ``iscrowd``). Category ids, sorted, map to
-contiguous class indices ``0..nc-1`` (``cat_ids[cls]`` gives the id back). Crowd annotations are
-skipped (counted as ``crowd``). JSON has no useful line numbers, so issues name the annotation
+contiguous class indices ``0..nc-1`` (``cat_ids[cls]`` gives the id back). Crowd annotations
+(``iscrowd: 1``) become ignore regions: rows of class ``-1`` (counted as ``crowd``; their box is checked
+like any other, their category is not used). The evaluator reads crowd annotations from the JSON itself.
+JSON has no useful line numbers, so issues name the annotation
 (``annotations[index] id=...``) in place of a line.
 """
 
@@ -127,10 +129,8 @@ def _parse_ann(a, images, cls_of, src: str, where: str, report: DatasetReport):
     if a.get("image_id") not in images:
         report.add("bad_annotation", src, None, f"{where}: image_id {a.get('image_id')!r} not in 'images'")
         return None
-    if a.get("iscrowd", 0):
-        report.add("crowd", src, None, f"{where}: crowd region skipped")
-        return None
-    if a.get("category_id") not in cls_of:
+    crowd = bool(a.get("iscrowd", 0))
+    if not crowd and a.get("category_id") not in cls_of:
         report.add("bad_annotation", src, None, f"{where}: category_id {a.get('category_id')!r} not in 'categories'")
         return None
     box = a.get("bbox")
@@ -149,5 +149,8 @@ def _parse_ann(a, images, cls_of, src: str, where: str, report: DatasetReport):
     if x < 0 or y < 0 or x2 > iw or y2 > ih:
         report.add("clipped", src, None, f"{where}: bbox edge slightly outside the image clipped to it")
         x, y, x2, y2 = max(x, 0.0), max(y, 0.0), min(x2, float(iw)), min(y2, float(ih))
-    r = (float(cls_of[a["category_id"]]), (x + x2) / 2 / iw, (y + y2) / 2 / ih, (x2 - x) / iw, (y2 - y) / ih)
+    if crowd:
+        report.add("crowd", src, None, f"{where}: crowd region kept as an ignore region (class -1)")
+    cls = -1.0 if crowd else float(cls_of[a["category_id"]])
+    r = (cls, (x + x2) / 2 / iw, (y + y2) / 2 / ih, (x2 - x) / iw, (y2 - y) / ih)
     return a["image_id"], r

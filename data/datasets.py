@@ -63,6 +63,7 @@ class YoloDataset(DetectionDataset):
         self.image_ids = list(range(len(kept_files)))
         if names is None:
             top = max((int(lb[:, 0].max()) for lb in kept_labels if len(lb)), default=0)
+            top = max(top, 0)  # only ignore regions (class -1): still one class
             names = [str(k) for k in range(top + 1)]
         self.names = [str(n) for n in names]
         self.cat_ids = list(range(self.nc))
@@ -73,7 +74,7 @@ class CocoDataset(DetectionDataset):
     """Images of ``img_dir`` (joined with each ``file_name``) labelled by a COCO ``instances_*.json``.
 
     Category ids map to class indices in sorted order (``cat_ids[cls]`` is the COCO id; names from
-    ``categories``); crowd annotations are skipped; ``image_id`` is the COCO image id. Images whose
+    ``categories``); crowd annotations become ignore rows of class -1; ``image_id`` is the COCO image id. Images whose
     decoded size differs from the JSON's ``width``/``height`` count as bad images.
     """
 
@@ -107,7 +108,8 @@ class CocoDataset(DetectionDataset):
 def collate_fn(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str], list[dict]]:
     """Stack samples into ``(imgs uint8 [bs, 3, H, W], targets float [n, 6], paths, metas)``.
 
-    ``targets`` rows are ``(image index in batch, cls, cx, cy, w, h)``, boxes normalised to ``H, W``.
+    ``targets`` rows are ``(image index in batch, cls, cx, cy, w, h)``, boxes normalised to ``H, W``; rows of
+    class -1 are ignore regions (``detloss.split_ignore(targets)`` separates them for the loss).
     """
     if not batch:
         raise ValueError("collate_fn got an empty batch")

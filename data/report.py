@@ -56,7 +56,8 @@ class DatasetReport:
         source: what was read (folder, list file or annotation JSON).
         images_found: image files listed by the source.
         images: images kept (``len(dataset)``).
-        boxes: boxes kept over all kept images.
+        boxes: boxes kept over all kept images (ignore regions, class -1, not counted).
+        ignore_regions: ignore regions (class -1 rows, COCO crowd annotations) kept.
         backgrounds: kept images with no boxes.
         counts: issues per kind (``bad_row``, ``bad_image``, ``bad_label_file``, ``bad_annotation``,
             ``duplicate``, ``clipped``, ``missing_label``, ``crowd``).
@@ -68,6 +69,7 @@ class DatasetReport:
     images_found: int = 0
     images: int = 0
     boxes: int = 0
+    ignore_regions: int = 0
     backgrounds: int = 0
     counts: Counter = field(default_factory=Counter)
     issues: list[Issue] = field(default_factory=list)
@@ -96,6 +98,8 @@ class DatasetReport:
         """One paragraph: totals, counts per issue kind, and the first few warnings."""
         parts = [f"{self.images} images kept of {self.images_found}, {self.boxes} boxes"]
         parts[0] += f", {self.backgrounds} backgrounds"
+        if self.ignore_regions:
+            parts[0] += f", {self.ignore_regions} ignore regions"
         shown = {k: v for k, v in sorted(self.counts.items()) if v}
         if shown:
             parts.append(", ".join(f"{k}: {v}" for k, v in shown.items()))

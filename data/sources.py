@@ -4,7 +4,9 @@ Layout (yolov5 ``utils/dataloaders.py``, ultralytics docs "Object Detection Data
 ``.../images/<rest>/<stem>.<ext>`` has its labels at ``.../labels/<rest>/<stem>.txt`` (the last
 ``images`` folder in the path becomes ``labels``; without one, the ``.txt`` sits beside the image).
 Each label row is ``class cx cy w h``, box centre and size normalised 0..1 to the image width and
-height. A missing label file means an image with no objects.
+height. A missing label file means an image with no objects. detloss extension: class ``-1``
+(:data:`IGNORE_CLASS`) marks an ignore region (crowd / "don't care": no objectness loss inside it,
+see ``detloss.split_ignore``), carried through augmentation like a box.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .report import DatasetNotFoundError, DatasetReport
 IMG_SUFFIXES = (".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm", ".ppm")
 CLIP_TOL = 0.01  # box edges up to this far outside 0..1 are clipped (a 'clipped' notice); further is a bad row
 ROUND_TOL = 1e-5  # edges this close outside 0..1 are rounding of 6-decimal labels: clipped without a notice
+IGNORE_CLASS = -1  # a label row of this class is an ignore region, not an object
 
 
 def list_images(source: str | os.PathLike | list | tuple) -> list[str]:
@@ -90,7 +93,8 @@ def read_labels(path: Path, nc: int | None, report: DatasetReport) -> np.ndarray
     Rows with 7+ (odd) columns are yolov5 segments ``class x1 y1 x2 y2 ...``; their box is the
     polygon's extent (as yolov5 does for detection).
 
-    Bad rows (wrong column count, non-numeric, NaN/inf, non-integer or negative class, class >= nc,
+    Rows of class ``-1`` are ignore regions (kept, checked as boxes). Bad rows (wrong column count,
+    non-numeric, NaN/inf, non-integer class or class < -1, class >= nc,
     coordinates outside 0..1, non-positive size) are reported with file and line and skipped; box
     edges at most :data:`CLIP_TOL` outside the image are clipped; exact duplicate rows are dropped.
     Returns an empty array when the file is missing, ``None`` when it cannot be read (reported).
@@ -135,8 +139,8 @@ def _parse_row(fields: list[str], nc: int | None, path: Path, ln: int, report: D
         report.add("bad_row", path, ln, f"NaN or infinite value in {' '.join(fields)!r}")
         return None
     c = vals[0]
-    if c != int(c) or c < 0:
-        report.add("bad_row", path, ln, f"class {fields[0]!r} is not a non-negative integer")
+    if c != int(c) or c < IGNORE_CLASS:
+        report.add("bad_row", path, ln, f"class {fields[0]!r} is not a non-negative integer (or -1, an ignore region)")
         return None
     if nc is not None and c >= nc:
         report.add("bad_row", path, ln, f"class {int(c)} >= number of names ({nc})")

@@ -9,10 +9,13 @@ Format (yolov5 ``data/coco128.yaml``, ultralytics docs "Dataset YAML")::
     names: {0: person, 1: bicycle}  # or a list: [person, bicycle]
     nc: 2                         # optional; must equal len(names)
     val_json: annotations/instances_val.json  # detloss extra: COCO ground truth of a split
+    multi_label: true             # detloss extra (default false): one box may carry several classes
 
 One difference from yolov5: a relative ``path`` is resolved against the YAML file's folder (yolov5
 resolves it against its own checkout), and a missing ``path`` means the YAML's folder.
 Split entries ending in ``.json`` name COCO annotation files (read by ``CocoDataset``).
+``multi_label: true`` says rows with the same box and different classes are one object with several classes
+(the readers keep such rows either way; the trainer then builds the loss with ``LossConfig(multi_label=True)``).
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ def load_data_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         a dict with ``path`` (absolute str), ``train``/``val``/``test`` (absolute str or list of str,
-        ``None`` when absent), ``names`` (list[str]), ``nc`` (int), ``yaml_file`` (absolute str),
-        and every other key kept (paths under ``*_json`` / ``*_images`` keys made absolute).
+        ``None`` when absent), ``names`` (list[str]), ``nc`` (int), ``multi_label`` (bool), ``yaml_file``
+        (absolute str), and every other key kept (paths under ``*_json`` / ``*_images`` keys made absolute).
 
     Raises:
         DatasetNotFoundError: the file does not exist.
@@ -77,6 +80,10 @@ def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source:
         if isinstance(nc, bool) or not isinstance(nc, int) or nc != len(data["names"]):
             raise DatasetError(f"{source}: key 'nc' is {nc!r} but 'names' has {len(data['names'])} entries")
     data["nc"] = len(data["names"])
+    multi_label = raw.get("multi_label", False)
+    if not isinstance(multi_label, bool):
+        raise DatasetError(f"{source}: key 'multi_label' must be true or false, got {multi_label!r}")
+    data["multi_label"] = multi_label
 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     root = raw.get("path")

@@ -10,6 +10,7 @@ from .boxes import box_area, box_convert, box_iou, wh_iou
 from .classification import KLDivLabelSmoothing, LabelSmoothingCrossEntropy, label_smoothing_cross_entropy
 from .config import PRESETS, LossConfig, scale_yolov5_hyp
 from .decode import decode_grid, decode_wh, decode_xy
+from .ignore import split_ignore
 from .iou import aligned_iou, iou_loss
 from .loss import YoloLoss
 from .online_smoothing import OnlineLabelSmoothing
@@ -49,6 +50,7 @@ __all__ = [
     "scale_yolov5_hyp",
     "smooth_BCE",
     "smooth_BCE_k",
+    "split_ignore",
     "uniform_targets",
     "wh_iou",
 ]

@@ -78,6 +78,11 @@ class LossConfig:
         iou_thresh: darknet: anchors with shape IoU above it are positive too (1.0 = best only).
         ignore_thresh: darknet: negatives whose predicted box has IoU above it with a target of the
             same image get no objectness loss (1.0 disables).
+        ignore_iof: ignore regions (``YoloLoss(..., ignore=...)``): a prediction whose decoded box has
+            intersection over its own area >= this with a region of its image gets no objectness loss,
+            in (0, 1]; positives of targets keep theirs (see :mod:`detloss.ignore`).
+        multi_label: rows of one image with the same box (within :data:`detloss.multilabel.MULTI_LABEL_TOL`)
+            and different classes form one positive with a multi-hot class target (see :mod:`detloss.multilabel`).
         check_finite: raise ``FloatingPointError`` naming the level when a loss term is not finite
             (one host sync per call; disable for speed).
         validate_targets: check target values (NaN, ranges, class ids); costs a sync when targets
@@ -113,6 +118,8 @@ class LossConfig:
     anchor_t: float = 4.0
     iou_thresh: float = 1.0
     ignore_thresh: float = 1.0
+    ignore_iof: float = 0.5
+    multi_label: bool = False
     check_finite: bool = True
     validate_targets: bool = True
     impl: str = "auto"
@@ -145,7 +152,8 @@ class LossConfig:
         _num("anchor_t", self.anchor_t, lo=1.0, lo_open=True)
         _num("iou_thresh", self.iou_thresh, lo=0.0, hi=1.0)
         _num("ignore_thresh", self.ignore_thresh, lo=0.0, hi=1.0)
-        for name in ("autobalance", "sort_obj_iou", "check_finite", "validate_targets"):
+        _num("ignore_iof", self.ignore_iof, lo=0.0, hi=1.0, lo_open=True)
+        for name in ("autobalance", "sort_obj_iou", "multi_label", "check_finite", "validate_targets"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"LossConfig.{name} must be a bool, got {getattr(self, name)!r}")
         _choice("impl", self.impl, IMPLS)

@@ -45,9 +45,10 @@ from torch.autograd.function import once_differentiable
 
 from .decode import decode_wh, decode_xy
 from .fused_assign import Candidates
-from .fused_bce import bce_grad, bce_sum, class_grad_, class_row_losses
+from .fused_bce import bce_grad, bce_sum, bce_value, class_grad_, class_row_losses
 from .grad_buffer import GradBuffers
 from .iou import aligned_iou
+from .multilabel import multi_hot_targets
 from .smoothing import smooth_BCE, smooth_BCE_k
 
 if TYPE_CHECKING:
@@ -120,6 +121,26 @@ def _class_targets(spec: FusedSpec, tcls: Tensor, prior: Tensor | None, dtype: t
     return t_other, t_other[tcls] + (1.0 - spec.eps)
 
 
+def _multi_targets(
+    spec: FusedSpec, multi_hot: Tensor, tcls: Tensor, prior: Tensor | None, dtype: torch.dtype
+) -> Tensor:
+    """``Tensor[C, nc]`` class targets of multi-label candidates (``tcls`` indexes rows of ``multi_hot``)."""
+    rows = multi_hot.index_select(0, tcls).to(dtype)
+    if spec.cls_kind != "prior":
+        return multi_hot_targets(rows, spec.cls_pos, spec.cls_neg)
+    assert prior is not None
+    neg = spec.eps * prior.to(device=tcls.device, dtype=dtype)
+    return multi_hot_targets(rows, neg + (1.0 - spec.eps), neg)
+
+
+def _kept_cells(grid: tuple[int, ...], cand: Candidates, cells: Tensor, ignored: Tensor) -> Tensor:
+    """``BoolTensor[bs, na, ny, nx]``: cells whose objectness counts: not ignored, or a positive's cell."""
+    ncell = ignored.numel()
+    key = cells if cand.valid is None else torch.where(cand.valid, cells, ncell)
+    pos = torch.zeros(ncell + 1, dtype=torch.bool, device=cells.device).index_fill_(0, key, True)
+    return ~ignored | pos[:ncell].view(grid)
+
+
 def _cells(cand: Candidates, grid: tuple[int, ...]) -> Tensor:
     """Flat cell index ``((b * na + a) * ny + gj) * nx + gi`` of each row."""
     _, na, ny, nx = grid
@@ -183,6 +204,8 @@ class _LevelLoss(torch.autograd.Function):
         prior: Tensor | None,
         buffers: GradBuffers | None,
         key: int,
+        ignored: Tensor | None = None,
+        multi_hot: Tensor | None = None,
     ) -> tuple[Tensor, Tensor, Tensor]:
         dtype = torch.promote_types(p.dtype, torch.float32)
         grid = tuple(p.shape[:4])
@@ -192,14 +215,23 @@ class _LevelLoss(torch.autograd.Function):
         score = candidate_iou(box, cand, spec, scale).clamp(min=0)
         tobj = _objectness_targets(grid, cand, cells, score, spec)
         xo = p[..., 4].to(dtype).contiguous()  # the one strided read of the objectness channel
-        lobj = bce_sum(xo, tobj, spec.obj_pw, spec.gamma, spec.alpha) / tobj.numel()
+        keep = None if ignored is None else _kept_cells(grid, cand, cells, ignored)
+        if keep is None:
+            lobj = bce_sum(xo, tobj, spec.obj_pw, spec.gamma, spec.alpha) / tobj.numel()
+        else:  # ignored cells add 0; the mean still runs over every cell (as darknet's ignore_thresh)
+            lobj = torch.where(keep, bce_value(xo, tobj, spec.obj_pw, spec.gamma, spec.alpha), 0.0).sum() / tobj.numel()
         lcls = p.new_zeros((), dtype=dtype)
         if spec.nc > 1 and len(cand):
-            t_other, t_true = _class_targets(spec, cand.tcls, prior, dtype)
-            v = class_row_losses(rows[:, 5:], t_other, t_true, cand.tcls, spec.cls_pw, spec.gamma, spec.alpha)
+            if multi_hot is None:
+                t_other, t_true = _class_targets(spec, cand.tcls, prior, dtype)
+                v = class_row_losses(rows[:, 5:], t_other, t_true, cand.tcls, spec.cls_pw, spec.gamma, spec.alpha)
+            else:
+                t = _multi_targets(spec, multi_hot, cand.tcls, prior, dtype)
+                v = bce_value(rows[:, 5:], t, spec.cls_pw, spec.gamma, spec.alpha).sum(1)
             lcls = _masked_sum(v, cand.valid) / (_count(cand) * spec.nc)
         ctx.save_for_backward(p, xo, tobj, cells)
         ctx.cand, ctx.spec, ctx.prior, ctx.buffers, ctx.key = cand, spec, prior, buffers, key
+        ctx.keep, ctx.multi_hot = keep, multi_hot
         return box, lobj, lcls
 
     @staticmethod
@@ -212,13 +244,20 @@ class _LevelLoss(torch.autograd.Function):
         dtype = tobj.dtype
         buf = buffers.get(ctx.key, p) if buffers is not None else torch.empty_like(p)
         go = bce_grad(xo, tobj, spec.obj_pw, spec.gamma, spec.alpha).mul_(g_obj / tobj.numel())
+        if ctx.keep is not None:
+            go.masked_fill_(~ctx.keep, 0.0)
         buf.zero_()  # the one full write (a memset), then the objectness channel, strided
         buf[..., 4].copy_(go)
         if len(cand):
             if spec.nc > 1:  # the positives' rows again, overwritten in place with their gradient
                 rows = _gather(p, cand, cells).to(dtype)
-                t_other, t_true = _class_targets(spec, cand.tcls, ctx.prior, dtype)
-                x = class_grad_(rows[:, 5:], t_other, t_true, cand.tcls, spec.cls_pw, spec.gamma, spec.alpha)
+                if ctx.multi_hot is None:
+                    t_other, t_true = _class_targets(spec, cand.tcls, ctx.prior, dtype)
+                    x = class_grad_(rows[:, 5:], t_other, t_true, cand.tcls, spec.cls_pw, spec.gamma, spec.alpha)
+                else:
+                    t = _multi_targets(spec, ctx.multi_hot, cand.tcls, ctx.prior, dtype)
+                    x = rows[:, 5:]
+                    x.copy_(bce_grad(x, t, spec.cls_pw, spec.gamma, spec.alpha))
                 x.mul_(g_cls / (_count(cand) * spec.nc))
                 if cand.valid is not None:
                     x.masked_fill_(~cand.valid[:, None], 0.0)
@@ -227,7 +266,7 @@ class _LevelLoss(torch.autograd.Function):
             rows[:, :4] = g_box
             rows[:, 4] = 0.0
             _scatter_add(buf, cand, cells, rows.to(buf.dtype))
-        return buf, None, None, None, None, None, None
+        return buf, None, None, None, None, None, None, None, None
 
 
 def fused_level_terms(
@@ -238,9 +277,16 @@ def fused_level_terms(
     prior: Tensor | None = None,
     buffers: GradBuffers | None = None,
     key: int = 0,
+    ignored: Tensor | None = None,
+    multi_hot: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(box, objectness, class) losses of one level, before gains and balance; the reference's numbers."""
-    box, lobj, lcls = _LevelLoss.apply(p, cand, spec, scale, prior, buffers, key)
+    """(box, objectness, class) losses of one level, before gains and balance; the reference's numbers.
+
+    ``ignored``: ``BoolTensor[bs, na, ny, nx]`` cells without objectness loss unless a candidate is positive
+    there (:func:`detloss.ignore.region_ignore_mask`). ``multi_hot``: ``Tensor[n, nc]`` of merged multi-label
+    targets (:func:`detloss.multilabel.merge_rows`), indexed by the candidates' ``tcls``.
+    """
+    box, lobj, lcls = _LevelLoss.apply(p, cand, spec, scale, prior, buffers, key, ignored, multi_hot)
     lbox = p.new_zeros((), dtype=lobj.dtype)
     if len(cand):
         iou = candidate_iou(box, cand, spec, scale)

@@ -14,14 +14,15 @@ import torch
 from torch import Tensor, nn
 
 from .assign import LevelTargets, assign_darknet, assign_yolov5
-from .boxes import box_iou
 from .checks import check_int
 from .config import LossConfig, yolov5_balance
-from .decode import decode_grid, decode_wh, decode_xy
+from .decode import decode_wh, decode_xy
 from .fused import fused_level_terms, make_spec
 from .fused_assign import compact, dense_darknet, dense_yolov5
 from .grad_buffer import GradBuffers
+from .ignore import check_ignore_shape, check_targets_and_ignore, darknet_ignore_mask, region_ignore_mask
 from .iou import aligned_iou
+from .multilabel import MergedTargets, first_rows_only, merge_rows, multi_label_class_targets
 from .online_smoothing import OnlineLabelSmoothing
 from .terms import bce_terms, class_targets
 from .validate import check_preds, check_targets_shape, check_targets_values, parse_anchors
@@ -59,6 +60,15 @@ class YoloLoss(nn.Module):
     raw logits (channels ``[tx, ty, tw, th, obj, cls...]``) and ``targets`` ``Tensor[n, 6]``
     ``[image, class, cx, cy, w, h]`` normalised to the input image. ``total`` is a 0-d fp32 tensor
     ``(box*lbox + obj*lobj + cls*lcls) * bs``; ``items`` the detached ``Tensor[3]`` ``(box, obj, cls)``.
+
+    Ignore regions: ``loss(preds, targets, ignore)`` with ``ignore`` ``Tensor[m, 5]`` ``[image, cx, cy, w, h]``
+    normalised (validated like targets; ``None`` or ``m == 0``: exactly the numbers without it). A prediction whose
+    detached decoded box has intersection over its own area ``>= config.ignore_iof`` with a region of its image
+    gets no objectness loss (neither negative nor positive; the mean still runs over all cells); positives of
+    targets keep theirs. Rows of class -1 in a data batch are regions: :func:`detloss.split_ignore`.
+    With ``config.multi_label`` rows with one box and several classes are one positive with a multi-hot class
+    target (:mod:`detloss.multilabel`; online smoothing: the mean of the classes' soft labels, updated from
+    single-class positives only).
     """
 
     anchors: Tensor
@@ -161,21 +171,33 @@ class YoloLoss(nn.Module):
             return assign_yolov5(targets, anchors, grids, self.cfg.anchor_t)
         return assign_darknet(targets, anchors, self.strides.to(targets.device), grids, self.cfg.iou_thresh)
 
-    def forward(self, preds: Sequence[Tensor], targets: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, preds: Sequence[Tensor], targets: Tensor, ignore: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         cfg = self.cfg
         preds = check_preds(preds, self.nl, self.na, self.nc)
         dev = preds[0].device
         check_targets_shape(targets, dev)
+        if ignore is not None:
+            check_ignore_shape(ignore, dev)
+            ignore = ignore if ignore.shape[0] else None  # no regions: the very code path without them
         bs = preds[0].shape[0]
         if cfg.validate_targets:
-            check_targets_values(targets, bs, self.nc)
+            if ignore is None:
+                check_targets_values(targets, bs, self.nc)
+            else:
+                check_targets_and_ignore(targets, ignore, bs, self.nc)
         grids = [(p.shape[2], p.shape[3]) for p in preds]
+        merged = merge_rows(targets, self.nc) if cfg.multi_label else None
         if self.fused:
-            terms = self._fused_terms(preds, targets, grids)
+            terms = self._fused_terms(preds, targets, grids, ignore, merged)
         else:
-            levels = self.assign(targets, grids)
+            levels = self.assign(targets if merged is None else merged.targets[merged.first], grids)
+            mh = None if merged is None else merged.multi_hot
             with torch.autocast(device_type=dev.type, enabled=False):
-                terms = [self._level_terms(i, p, lt, targets) for i, (p, lt) in enumerate(zip(preds, levels))]
+                terms = [
+                    self._level_terms(i, p, lt, targets, ignore, mh) for i, (p, lt) in enumerate(zip(preds, levels))
+                ]
         lbox = torch.stack([t[0] for t in terms]).sum()
         lcls = torch.stack([t[2] for t in terms]).sum()
         objs = torch.stack([t[1] for t in terms])
@@ -189,24 +211,40 @@ class YoloLoss(nn.Module):
         return total, items.detach()
 
     def _fused_terms(
-        self, preds: list[Tensor], targets: Tensor, grids: list[tuple[int, int]]
+        self,
+        preds: list[Tensor],
+        targets: Tensor,
+        grids: list[tuple[int, int]],
+        ignore: Tensor | None = None,
+        merged: MergedTargets | None = None,
     ) -> list[tuple[Tensor, Tensor, Tensor]]:
         cfg, dev = self.cfg, preds[0].device
-        if cfg.positives == "dense" or (cfg.positives == "auto" and dev.type != "cpu"):
+        dense = cfg.positives == "dense" or (cfg.positives == "auto" and dev.type != "cpu")
+        if merged is not None:  # dense: every row a candidate, the non-first group members masked (no sync)
+            targets = merged.targets if dense else merged.targets[merged.first]
+        if dense:
             anchors = self.anchors.to(dev)
             if cfg.assign == "yolov5":
                 cands = dense_yolov5(targets, anchors, grids, cfg.anchor_t)
             else:
                 cands = dense_darknet(targets, anchors, self._stride_list, grids, cfg.iou_thresh)
+            if merged is not None:
+                cands = first_rows_only(cands, merged.first)
         else:
             cands = [compact(lt) for lt in self.assign(targets, grids)]
         spec, prior, bufs = self._spec, self.class_prior, self._grad_buffers
+        mh = None if merged is None else merged.multi_hot
         assert spec is not None
         with torch.autocast(device_type=dev.type, enabled=False):
             return [
-                fused_level_terms(p, c, spec, self.scales[i], prior, bufs, i)
+                fused_level_terms(p, c, spec, self.scales[i], prior, bufs, i, self._region_mask(i, p, ignore), mh)
                 for i, (p, c) in enumerate(zip(preds, cands))
             ]
+
+    def _region_mask(self, i: int, p: Tensor, ignore: Tensor | None) -> Tensor | None:
+        if ignore is None:
+            return None
+        return region_ignore_mask(p, ignore, self.anchors[i], self.cfg.decode, self.scales[i], self.cfg.ignore_iof)
 
     @torch.no_grad()
     def _autobalance(self, objs: Tensor) -> None:
@@ -223,7 +261,9 @@ class YoloLoss(nn.Module):
                     )
         raise FloatingPointError("non-finite loss (the gains or the balance are not finite)")
 
-    def _level_terms(self, i: int, p: Tensor, lt: LevelTargets, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _level_terms(
+        self, i: int, p: Tensor, lt: LevelTargets, targets: Tensor, ignore: Tensor | None, mh: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """(box, objectness, class) losses of level ``i``, before gains and balance."""
         cfg = self.cfg
         dtype = torch.promote_types(p.dtype, torch.float32)  # fp16/bf16 upcast; fp64 stays fp64
@@ -250,16 +290,23 @@ class YoloLoss(nn.Module):
                 score = (1.0 - cfg.gr) + cfg.gr * score
             tobj[b, a, gj, gi] = score
             if self.nc > 1:
-                t = self._class_targets(ps[:, 5:], lt.tcls, dtype)
+                t = self._class_targets(ps[:, 5:], lt.tcls, dtype, mh)
                 lcls = bce_terms(ps[:, 5:], t, self.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean()
         obj_terms = bce_terms(p[..., 4].to(dtype), tobj, self.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
         if cfg.ignore_thresh < 1.0 and targets.shape[0]:
-            keep = ~self._ignore_mask(i, p, targets) | (tobj > 0)
-            obj_terms = obj_terms * keep
+            mask = darknet_ignore_mask(p, targets, self.anchors[i], cfg.decode, self.scales[i], cfg.ignore_thresh)
+            obj_terms = obj_terms * (~mask | (tobj > 0))
+        ignored = self._region_mask(i, p, ignore)
+        if ignored is not None:
+            ignored[lt.b, lt.a, lt.gj, lt.gi] = False  # positives keep their objectness loss
+            obj_terms = obj_terms * ~ignored
         return lbox, obj_terms.mean(), lcls
 
-    def _class_targets(self, logits: Tensor, tcls: Tensor, dtype: torch.dtype) -> Tensor:
+    def _class_targets(self, logits: Tensor, tcls: Tensor, dtype: torch.dtype, mh: Tensor | None = None) -> Tensor:
         cfg = self.cfg
+        if mh is not None:
+            rows = mh.index_select(0, tcls).to(dtype)
+            return multi_label_class_targets(rows, logits, cfg, self.class_prior, self.ols, self.training)
         if self.ols is None:
             return class_targets(tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior, dtype)
         with torch.no_grad():
@@ -270,20 +317,6 @@ class YoloLoss(nn.Module):
             onehot[torch.arange(tcls.shape[0], device=tcls.device), tcls] = 1.0
             return cfg.ols_alpha * onehot + (1 - cfg.ols_alpha) * self.ols._soft_targets(tcls).to(dtype)
 
-    @torch.no_grad()
-    def _ignore_mask(self, i: int, p: Tensor, targets: Tensor) -> Tensor:
-        """darknet ``ignore_thresh``: cells whose predicted box overlaps a target of its image enough."""
-        bs, na, ny, nx, _ = p.shape
-        anchors = self.anchors[i].to(p.device)  # grid units, so stride 1 decodes to grid units
-        boxes = decode_grid(p.detach(), anchors, 1.0, self.cfg.decode, self.scales[i])
-        tb = targets[:, 2:6].float() * torch.tensor([nx, ny, nx, ny], device=p.device, dtype=torch.float32)
-        img = targets[:, 0].long()
-        ignore = torch.zeros((bs, na * ny * nx), dtype=torch.bool, device=p.device)
-        flat = boxes.view(bs, -1, 4)
-        for bi in img.unique().tolist():  # one pass per image that has targets
-            ious = box_iou(flat[bi], tb[img == bi], fmt="cxcywh")
-            ignore[bi] = ious.amax(1) > self.cfg.ignore_thresh
-        return ignore.view(bs, na, ny, nx)
 
     def extra_repr(self) -> str:
         return f"nl={self.nl}, na={self.na}, nc={self.nc}, strides={self.strides.tolist()}, config={self.cfg}"

@@ -88,7 +88,7 @@ def test_bad_annotation(tmp_path, kind):
         CocoDataset(path, imgs, imgsz=64, strict=True)
 
 
-def test_crowd_skipped_quietly_duplicates_and_clipping_reported(tmp_path):
+def test_crowd_kept_quietly_as_ignore_region_duplicates_and_clipping_reported(tmp_path):
     crowd = {"image_id": 2, "category_id": 5, "bbox": [0, 0, 5, 5], "iscrowd": 1}
     edge = {"image_id": 2, "category_id": 5, "bbox": [-0.5, 0, 10, 30.5]}
     path, imgs = coco_case(tmp_path, [GOOD, crowd, GOOD, edge])
@@ -96,8 +96,9 @@ def test_crowd_skipped_quietly_duplicates_and_clipping_reported(tmp_path):
         ds = CocoDataset(path, imgs, imgsz=64, strict=True)  # duplicates/clips are repairs, not errors
     assert len(rec) == 1 and "duplicate" in str(rec[0].message)
     c = ds.report.counts
-    assert (c["crowd"], c["duplicate"], c["clipped"], ds.report.boxes) == (1, 1, 1, 2)
-    np.testing.assert_allclose(ds.labels[1], [[0, 4.75 / 40, 0.5, 9.5 / 40, 1.0]], atol=1e-6)
+    assert (c["crowd"], c["duplicate"], c["clipped"], ds.report.boxes, ds.report.ignore_regions) == (1, 1, 1, 2, 1)
+    want = [[-1, 2.5 / 40, 2.5 / 30, 5 / 40, 5 / 30], [0, 4.75 / 40, 0.5, 9.5 / 40, 1.0]]  # crowd: class -1
+    np.testing.assert_allclose(ds.labels[1], want, atol=1e-6)
     assert ds.cat_ids == [5, 9] and ds.names == ["five", "nine"]
 
 

@@ -47,7 +47,7 @@ BAD_ROWS = {
     "negative": ("0 -0.1 0.5 0.2 0.2", "outside 0..1"),
     "out-of-range": ("0 1.2 0.5 0.2 0.2", "outside 0..1"),
     "class>=nc": ("2 0.5 0.5 0.2 0.2", "number of names"),
-    "negative-class": ("-1 0.5 0.5 0.2 0.2", "non-negative integer"),
+    "negative-class": ("-2 0.5 0.5 0.2 0.2", "non-negative integer"),  # -1 is an ignore region
     "fractional-class": ("1.5 0.5 0.5 0.2 0.2", "non-negative integer"),
     "zero-size": ("0 0.5 0.5 0 0.2", "must be > 0"),
     "past-edge": ("0 0.05 0.5 0.3 0.2", "past the image edge"),
