@@ -14,6 +14,7 @@ from .ignore import split_ignore
 from .iou import aligned_iou, iou_loss
 from .loss import YoloLoss
 from .online_smoothing import OnlineLabelSmoothing
+from .online_smoothing_bce import OnlineLabelSmoothingBCE
 from .smoothing import (
     class_prior_from_counts,
     k1_targets,
@@ -31,6 +32,7 @@ __all__ = [
     "LevelTargets",
     "LossConfig",
     "OnlineLabelSmoothing",
+    "OnlineLabelSmoothingBCE",
     "PRESETS",
     "YoloLoss",
     "aligned_iou",

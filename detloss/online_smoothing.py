@@ -43,11 +43,10 @@ class OnlineLabelSmoothing(nn.Module):
     sums the accumulators and counts over all ranks before the swap, so every rank gets the same ``S``;
     every rank must call it (collective). With NCCL the buffers must be on the rank's GPU.
 
-    Note (sigmoid / BCE class branch of a detector): :meth:`soft_targets` gives the rows ``S[:, y].T``
-    to use as BCE targets and :meth:`accumulate` takes per-class probabilities. Sigmoid probabilities do
-    not sum to 1, so normalise them per row (``p / p.sum(1, keepdim=True)``) before :meth:`accumulate`; the
-    argmax, hence "correctly classified", is unchanged by that normalisation. This adaptation is ours:
-    the paper is stated for softmax classifiers.
+    This class is the paper's softmax form. For a per-class sigmoid (BCE) branch use
+    :class:`detloss.OnlineLabelSmoothingBCE`: feeding these soft labels (which sum to 1) to BCE and learning
+    them from sum-normalised sigmoid scores puts the true class's target below 1 and lets the class scores of
+    true positives sink epoch after epoch (see :mod:`detloss.online_smoothing_bce`).
 
     Args:
         alpha: weight of the hard cross entropy in ``[0, 1]`` (paper: 0.5); 1 ignores ``S``.

@@ -1,0 +1,148 @@
+"""Online label smoothing for a per-class sigmoid (BCE) class branch, as in YOLO heads.
+
+Zhang et al. 2021 ("Delving Deep into Label Smoothing", arXiv 2011.12562) learn, for each class y, a soft label:
+the mean softmax distribution of the correctly classified training samples of class y in the previous epoch.
+That is a *distribution* over classes. A YOLO head has K independent sigmoids; an earlier adaptation fed
+those through a sum-to-1 normalisation and used the result as BCE targets. The true class's target then
+became ``alpha + (1 - alpha) * p_y / sum_k p_k``, below 1 whenever any other score is above 0; the model
+learns that lower target, the next epoch's statistic is lower again, and the class scores of true
+positives sink epoch after epoch (the old study: 6 detections above 0.25).
+
+This adaptation keeps the per-class binary semantics of BCE. With YOLO's smoothed pair
+``(cp, cn) = (1 - eps/2, eps/2)`` (:func:`detloss.smooth_BCE`), the target row of a positive of class y is::
+
+    t = cn + (cp - cn) * m,    m = alpha * onehot(y) + (1 - alpha) * s_y
+
+where ``s_y`` (column y of the buffer ``supervise``, ``Tensor[K, K]``) is a learned per-class similarity in
+[0, 1] with ``s_y[y] = 1``. So every target lies in ``[cn, cp]``, the true class's target is exactly ``cp``
+(what the ``"yolo"`` kind gives at the same eps, so true-positive scores are pulled to the same level), and
+another class k is raised from ``cn`` toward ``cp`` by ``(1 - alpha) * s_y[k]`` at most.
+
+Update (once per epoch, :meth:`next_epoch`): over the positives of class y whose sigmoid argmax is y (the
+paper's "correctly classified"), ``pbar_y`` is the mean sigmoid score vector, and::
+
+    s_y[k] = clip((pbar_y[k] - cn) / (pbar_y[y] - cn), 0, 1),   s_y[y] = 1
+
+how far class k's score rises above the negative target, relative to how far the true class's score does.
+A class with no such positive (or ``pbar_y[y] <= cn``) keeps its column. ``supervise`` starts as the identity,
+so the first epoch is exactly the ``"yolo"`` kind. If the model fitted its targets exactly, the next
+statistic would be ``(1 - alpha) * s_y``: the similarity decays unless the data keep two classes confused
+(look-alike classes, noisy labels), as the paper's matrix also shrinks toward the hard label under a perfect
+fit. Nothing is accumulated in eval mode; ``S`` never gets a gradient; under DDP :meth:`next_epoch` sums the
+accumulators over ranks first (collective: every rank calls it).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .checks import check_eps, check_num_classes, check_number
+from .smoothing import check_class_target, smooth_BCE
+
+
+class OnlineLabelSmoothingBCE(nn.Module):
+    """Online label smoothing for sigmoid class scores (see the module docstring for the rule and its reason).
+
+    Args:
+        alpha: weight of the plain (``"yolo"``) target in ``[0, 1]``; 1 never uses the learned similarity.
+        n_classes: ``K >= 2`` (keyword-only).
+        smoothing: ``eps`` in ``[0, 1)`` of the pair ``(cp, cn) = (1 - eps/2, eps/2)``.
+
+    Buffers (checkpointed with ``state_dict()``): ``supervise`` ``Tensor[K, K]`` (column y = ``s_y``),
+    ``update`` ``Tensor[K, K]`` (column y = sum of the scores of this epoch's correct positives of class y)
+    and ``idx_count`` ``LongTensor[K]``.
+
+    Call: ``loss(logits[N, K], target[N])`` is the mean BCE-with-logits against :meth:`soft_targets`
+    (accumulating in training mode). A detector loss uses :meth:`soft_targets` / :meth:`multi_hot_targets`
+    and :meth:`accumulate` directly.
+    """
+
+    supervise: Tensor
+    update: Tensor
+    idx_count: Tensor
+
+    def __init__(self, alpha: float = 0.5, *, n_classes: int, smoothing: float = 0.1) -> None:
+        super().__init__()
+        self.alpha = check_number(alpha, "alpha", 0.0, 1.0)
+        self.n_classes = k = check_num_classes(n_classes, "n_classes")
+        self.smoothing = check_eps(smoothing, "smoothing")
+        self.cp, self.cn = smooth_BCE(self.smoothing)
+        self.register_buffer("supervise", torch.eye(k))
+        self.register_buffer("update", torch.zeros(k, k))
+        self.register_buffer("idx_count", torch.zeros(k, dtype=torch.long))
+
+    def soft_targets(self, target: Tensor) -> Tensor:
+        """BCE target rows ``Tensor[N, K]`` of classes ``target[N]``: in [cn, cp], the true class at ``cp``."""
+        return self._soft_targets(check_class_target(target, self.n_classes))
+
+    def _soft_targets(self, target: Tensor) -> Tensor:
+        target = target.to(self.supervise.device)
+        s = self.supervise.index_select(1, target).t()
+        m = (1.0 - self.alpha) * s
+        m[torch.arange(target.shape[0], device=s.device), target] = 1.0  # alpha * 1 + (1 - alpha) * s_y[y]
+        return self.cn + (self.cp - self.cn) * m
+
+    def multi_hot_targets(self, multi_hot: Tensor) -> Tensor:
+        """Targets of positives with several classes (``multi_hot`` ``Tensor[N, K]`` of 0/1): the elementwise
+        maximum of the listed classes' rows, so every listed class gets ``cp``."""
+        if multi_hot.dim() != 2 or multi_hot.shape[1] != self.n_classes:
+            raise ValueError(f"multi_hot must be a Tensor [N, {self.n_classes}], got {tuple(multi_hot.shape)}")
+        mh = multi_hot.to(self.supervise)
+        soft = (mh[:, None, :] * self.supervise[None]).amax(2)  # [N, K]: max over listed y of s_y[k]
+        m = torch.maximum((1.0 - self.alpha) * soft, mh)
+        return self.cn + (self.cp - self.cn) * m
+
+    @torch.no_grad()
+    def accumulate(self, probs: Tensor, target: Tensor) -> None:
+        """Add the sigmoid scores ``probs`` (``Tensor[N, K]`` in [0, 1], not normalised) of the rows whose argmax
+        equals ``target`` to column ``target[i]``; a no-op in eval mode."""
+        if not isinstance(probs, Tensor) or probs.dim() != 2 or probs.shape[1] != self.n_classes:
+            shape = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
+            raise ValueError(f"probs must be a Tensor [N, {self.n_classes}], got {shape}")
+        if not probs.is_floating_point():
+            raise ValueError(f"probs must be floating point, got {probs.dtype}")
+        target = check_class_target(target, self.n_classes)
+        if target.shape[0] != probs.shape[0]:
+            raise ValueError(f"target has {target.shape[0]} entries but probs have {probs.shape[0]} rows")
+        self._accumulate(probs, target)
+
+    def _accumulate(self, probs: Tensor, target: Tensor) -> None:
+        if not self.training:
+            return
+        probs = probs.detach().to(self.update.device)
+        target = target.to(self.update.device)
+        correct = probs.argmax(dim=1) == target
+        t, p = target[correct], probs[correct]
+        self.update.index_add_(1, t, p.t().to(self.update.dtype))
+        self.idx_count.index_add_(0, t, torch.ones_like(t))
+
+    @torch.no_grad()
+    def next_epoch(self, group: dist.ProcessGroup | None = None) -> None:
+        """Swap the epoch's similarity into ``supervise`` (classes with a correct positive); reset the accumulators."""
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1:
+            dist.all_reduce(self.update, op=dist.ReduceOp.SUM, group=group)
+            dist.all_reduce(self.idx_count, op=dist.ReduceOp.SUM, group=group)
+        mean = self.update / self.idx_count.clamp_min(1).to(self.update.dtype)[None, :]
+        own = mean.diagonal() - self.cn  # [K]: the true class's rise above the negative target
+        seen = (self.idx_count > 0) & (own > 1e-6)
+        s = ((mean - self.cn) / own.clamp_min(1e-6)[None, :]).clamp(0.0, 1.0)
+        s.fill_diagonal_(1.0)
+        self.supervise.copy_(torch.where(seen[None, :], s, self.supervise))
+        self.update.zero_()
+        self.idx_count.zero_()
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] != self.n_classes:
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ValueError(f"logits must be a Tensor [N, {self.n_classes}], got {shape}")
+        target = check_class_target(target, self.n_classes)
+        if self.training:
+            self._accumulate(logits.detach().float().sigmoid(), target)
+        t = self._soft_targets(target).to(device=logits.device, dtype=logits.dtype)
+        return F.binary_cross_entropy_with_logits(logits, t)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}, n_classes={self.n_classes}, smoothing={self.smoothing}, cp={self.cp}, cn={self.cn}"
