@@ -23,7 +23,7 @@ from .grad_buffer import GradBuffers
 from .ignore import check_ignore_shape, check_targets_and_ignore, darknet_ignore_mask, region_ignore_mask
 from .iou import aligned_iou
 from .multilabel import MergedTargets, first_rows_only, merge_rows, multi_label_class_targets
-from .online_smoothing import OnlineLabelSmoothing
+from .online_smoothing_bce import OnlineLabelSmoothingBCE
 from .terms import bce_terms, class_targets
 from .validate import check_preds, check_targets_shape, check_targets_values, parse_anchors
 
@@ -42,11 +42,12 @@ class YoloLoss(nn.Module):
     Class targets of positives by ``config.label_smoothing_kind`` (eps = ``config.label_smoothing``):
     ``"yolo"`` ``(1 - eps/2, eps/2)`` (yolov5 ``smooth_BCE``); ``"uniform"`` ``(1 - eps + eps/K, eps/K)``;
     ``"prior"`` ``(1 - eps) * onehot + eps * class_prior``; ``"online"``: online label smoothing (Zhang et al.
-    2021) adapted to the per-class sigmoid BCE of YOLO heads: the BCE target row of a positive of class y is
-    ``alpha * onehot(y) + (1 - alpha) * S[:, y]`` with ``alpha = config.ols_alpha`` (BCE is linear in its target,
-    so this equals ``alpha * BCE(hard) + (1 - alpha) * BCE(soft)`` as in the paper). ``S`` (``self.ols``, a
-    :class:`detloss.OnlineLabelSmoothing`) is updated from the positives' sigmoid class scores, normalised to sum
-    1, of correctly classified positives, in training mode only; call :meth:`next_epoch` at each epoch end.
+    2021) adapted to the per-class sigmoid BCE of YOLO heads (:mod:`detloss.online_smoothing_bce`): the target
+    row of a positive of class y is ``cn + (cp - cn) * (alpha * onehot(y) + (1 - alpha) * s_y)`` with the
+    ``"yolo"`` pair ``(cp, cn)``, ``alpha = config.ols_alpha`` and a learned per-class similarity ``s_y`` in
+    [0, 1] with ``s_y[y] = 1`` (``self.ols``): targets stay in ``[cn, cp]`` and the true class's is ``cp``.
+    ``s_y`` is updated from the sigmoid scores of correctly classified positives, in training mode only; call
+    :meth:`next_epoch` at each epoch end.
 
     Two implementations, the same numbers (``config.impl``): ``"reference"``, the straightforward per-level
     formulation (yolov5 ``ComputeLoss``'s shape), and ``"fused"`` (:mod:`detloss.fused`): each level's
@@ -122,11 +123,11 @@ class YoloLoss(nn.Module):
             raise ValueError("class_prior is only used with label_smoothing_kind='prior'")
         else:
             self.class_prior = None
-        self.ols: OnlineLabelSmoothing | None = None
+        self.ols: OnlineLabelSmoothingBCE | None = None
         if cfg.label_smoothing_kind == "online":
             if num_classes < 2:
                 raise ValueError("label_smoothing_kind='online' needs num_classes >= 2")
-            self.ols = OnlineLabelSmoothing(cfg.ols_alpha, n_classes=num_classes, smoothing=cfg.label_smoothing)
+            self.ols = OnlineLabelSmoothingBCE(cfg.ols_alpha, n_classes=num_classes, smoothing=cfg.label_smoothing)
         self.fused = cfg.use_fused
         self._spec = make_spec(cfg, num_classes) if self.fused else None
         self._grad_buffers = GradBuffers()
@@ -304,18 +305,20 @@ class YoloLoss(nn.Module):
 
     def _class_targets(self, logits: Tensor, tcls: Tensor, dtype: torch.dtype, mh: Tensor | None = None) -> Tensor:
         cfg = self.cfg
-        if mh is not None:
-            rows = mh.index_select(0, tcls).to(dtype)
-            return multi_label_class_targets(rows, logits, cfg, self.class_prior, self.ols, self.training)
+        rows = None if mh is None else mh.index_select(0, tcls).to(dtype)
         if self.ols is None:
+            if rows is not None:
+                return multi_label_class_targets(rows, logits, cfg, self.class_prior, None, self.training)
             return class_targets(tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior, dtype)
-        with torch.no_grad():
+        with torch.no_grad():  # online: the raw sigmoid scores of correct positives (single-class ones) teach s_y
+            if rows is not None:
+                if self.training:
+                    one = rows.sum(1) == 1
+                    self.ols._accumulate(logits.detach().float()[one].sigmoid(), rows[one].argmax(1))
+                return self.ols.multi_hot_targets(rows).to(dtype)
             if self.training:
-                probs = logits.detach().float().sigmoid()
-                self.ols._accumulate(probs / probs.sum(1, keepdim=True).clamp(min=1e-12), tcls)  # tcls validated
-            onehot = torch.zeros(tcls.shape[0], self.nc, device=tcls.device, dtype=dtype)
-            onehot[torch.arange(tcls.shape[0], device=tcls.device), tcls] = 1.0
-            return cfg.ols_alpha * onehot + (1 - cfg.ols_alpha) * self.ols._soft_targets(tcls).to(dtype)
+                self.ols._accumulate(logits.detach().float().sigmoid(), tcls)  # tcls validated
+            return self.ols._soft_targets(tcls).to(dtype)
 
 
     def extra_repr(self) -> str:

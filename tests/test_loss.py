@@ -265,25 +265,36 @@ def test_import_detloss_imports_only_torch_and_stdlib():
 
 
 def test_online_kind_targets_and_epoch_update():
-    """Online smoothing in the BCE branch: target alpha*onehot + (1-alpha)*S[:, y]; S learns from positives."""
+    """Online smoothing in the BCE branch: target cn + (cp - cn) * (alpha*onehot + (1-alpha)*s_y); s_y learns.
+
+    Updated with the BCE redesign (detloss.online_smoothing_bce): the old test pinned the sum-to-1 soft labels
+    (target alpha*onehot + (1-alpha)*S[:, y] learned from sum-normalised sigmoid scores), the form that let
+    true-positive class scores sink. Now the first epoch is the yolo pair (0.95, 0.05) and the update
+    measures each class's rise above cn relative to the true class's: s = (p - cn) / (p_y - cn).
+    """
     cfg = LossConfig(label_smoothing=0.1, label_smoothing_kind="online", ols_alpha=0.5, balance=(1.0,), box=0.0,
                      obj=0.0, cls=1.0)  # fmt: skip
     loss = YoloLoss([[16, 16]], [8], 3, cfg)
-    p = torch.zeros(1, 1, 8, 8, 8)
-    p[0, 0, 2, 3, 5:] = torch.tensor([0.0, 2.0, 0.0])  # predicts class 1 correctly
-    p.requires_grad_()
-    tg = torch.tensor([[0, 1, 3.5 / 8, 2.5 / 8, 2 / 8, 2 / 8]])
-    loss([p], tg)[0].backward()
-    s0 = torch.tensor([0.05, 0.9, 0.05])  # initial column: 1 - eps on the diagonal, eps / (K - 1) elsewhere
-    target = 0.5 * torch.tensor([0.0, 1.0, 0.0]) + 0.5 * s0
-    torch.testing.assert_close(p.grad[0, 0, 2, 3, 5:] * 3, torch.sigmoid(p[0, 0, 2, 3, 5:].detach()) - target)
+    logits = torch.tensor([0.0, 2.0, 0.0])  # predicts class 1 correctly
+
+    def grad_target() -> torch.Tensor:
+        p = torch.zeros(1, 1, 8, 8, 8)
+        p[0, 0, 2, 3, 5:] = logits
+        p.requires_grad_()
+        loss([p], torch.tensor([[0, 1, 3.5 / 8, 2.5 / 8, 2 / 8, 2 / 8]]))[0].backward()
+        return torch.sigmoid(logits) - p.grad[0, 0, 2, 3, 5:] * 3  # d(mean BCE)/dz = (sigmoid - t) / 3
+
+    torch.testing.assert_close(grad_target(), torch.tensor([0.05, 0.95, 0.05]))  # epoch 0: the yolo kind
     loss.eval()
-    loss([p], tg)  # eval mode does not accumulate
+    grad_target()  # eval mode does not accumulate
     loss.train()
     loss.next_epoch()
-    probs = torch.sigmoid(torch.tensor([0.0, 2.0, 0.0]))
-    torch.testing.assert_close(loss.ols.supervise[:, 1], probs / probs.sum())
-    torch.testing.assert_close(loss.ols.supervise[:, 0], torch.tensor([0.9, 0.05, 0.05]))  # no sample: kept
+    probs = torch.sigmoid(logits)
+    s1 = (probs - 0.05) / (probs[1] - 0.05)  # [0.5416, 1, 0.5416]
+    torch.testing.assert_close(loss.ols.supervise[:, 1], s1)
+    torch.testing.assert_close(loss.ols.supervise[:, 0], torch.tensor([1.0, 0.0, 0.0]))  # no sample: kept
+    off = 0.05 + 0.9 * 0.5 * s1[0]
+    torch.testing.assert_close(grad_target(), torch.tensor([off, 0.95, off]))  # the true class stays at cp
     state = loss.state_dict()
     assert "ols.supervise" in state
     fresh = YoloLoss([[16, 16]], [8], 3, cfg)
