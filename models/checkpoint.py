@@ -11,7 +11,9 @@ A checkpoint is a ``torch.save``'d dict::
 plain (tensors, numbers, strings, None, lists/tuples/dicts of those) so the file loads with
 ``torch.load(weights_only=True)``, which runs no pickled code; an ``nn.Module`` value is stored as its
 ``state_dict()``. ``ema``, when present and not None, is the EMA model's state dict and
-:func:`load_model` prefers it to ``model``.
+:func:`load_model` prefers it to ``model``. ``calibrator``, when present, is a post-hoc confidence calibrator's
+plain state (written by ``tools/calibrate.py``, read by ``tools.evaluation.calibrators.Calibrator.from_state``;
+:func:`checkpoint_calibrator` returns it); inference applies it to the scores after NMS.
 """
 
 from __future__ import annotations
@@ -94,6 +96,22 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: 
         _check_plain(v, f"extra[{k!r}]")
         ckpt[k] = v
     return atomic_write_with(path, lambda f: torch.save(ckpt, f))
+
+
+def write_checkpoint(path: str | os.PathLike[str], ckpt: dict[str, Any]) -> Path:
+    """Write an already-built checkpoint dict (e.g. a loaded one with a key added) atomically, checked first."""
+    _check_ckpt(ckpt, "checkpoint dict")
+    for k, v in ckpt.items():
+        _check_plain(v, f"checkpoint[{k!r}]")
+    return atomic_write_with(path, lambda f: torch.save(ckpt, f))
+
+
+def checkpoint_calibrator(ckpt: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``calibrator`` state of a loaded checkpoint, or None; ``ValueError`` if it is not a dict."""
+    cal = ckpt.get("calibrator")
+    if cal is not None and not isinstance(cal, Mapping):
+        raise ValueError(f"checkpoint 'calibrator' must be a dict (a calibrator state), got {type(cal).__name__}")
+    return None if cal is None else dict(cal)
 
 
 def _check_ckpt(ckpt: Any, src: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Calibration", "detection_ece", "match_detections"]
+__all__ = ["Calibration", "binned_gaps", "detection_ece", "match_detections", "match_with_iou"]
 
 
 @dataclass
@@ -90,6 +90,13 @@ def match_detections(gt: dict, dt: list[dict], iou_thres: float = 0.5, img_ids: 
     Returns ``int8 [len(dt)]``: 1 correct, 0 wrong, -1 ignored (matches only a crowd region, or its image
     is outside ``img_ids``). See the module docstring for the rule.
     """
+    return match_with_iou(gt, dt, iou_thres, img_ids)[0]
+
+
+def match_with_iou(
+    gt: dict, dt: list[dict], iou_thres: float = 0.5, img_ids: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`match_detections` plus ``float64 [len(dt)]``: the IoU with the matched ground truth (0 unless correct)."""
     ids = None if img_ids is None else set(img_ids)
     gts: dict[tuple, list] = defaultdict(list)
     for a in gt["annotations"]:
@@ -98,8 +105,9 @@ def match_detections(gt: dict, dt: list[dict], iou_thres: float = 0.5, img_ids: 
     for i, d in enumerate(dt):
         groups[d["image_id"], d["category_id"]].append(i)
     out = np.zeros(len(dt), dtype=np.int8)
+    matched_iou = np.zeros(len(dt), dtype=np.float64)
     if not dt:
-        return out
+        return out, matched_iou
     scores = np.array([d["score"] for d in dt], dtype=np.float64)
     boxes = _xywh_to_xyxy(np.array([d["bbox"] for d in dt], dtype=np.float64).reshape(-1, 4))
     for key, members in groups.items():
@@ -121,11 +129,12 @@ def match_detections(gt: dict, dt: list[dict], iou_thres: float = 0.5, img_ids: 
                 j = int(np.argmax(iou[row]))
                 if iou[row, j] >= 0:
                     out[idx[row]] = 1
+                    matched_iou[idx[row]] = iou[row, j]
                     iou[:, j] = -1.0  # that ground truth is taken
         if crowd.any():
             on_crowd = (_overlap(d, g[crowd], crowd=True) >= iou_thres).any(axis=1)
             out[idx[on_crowd & (out[idx] == 0)]] = -1
-    return out
+    return out, matched_iou
 
 
 def detection_ece(
@@ -152,13 +161,34 @@ def detection_ece(
     correct = match_detections(gt, dt, iou_thres, img_ids)
     keep = (correct >= 0) & (scores >= conf_thres)
     conf, ok = scores[keep], correct[keep].astype(np.float64)
-    which = np.clip(np.floor(conf * bins).astype(np.int64), 0, bins - 1)
-    counts = np.bincount(which, minlength=bins)
+    ece, counts, accuracy, confidence = binned_gaps(conf, ok, bins)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return Calibration(ece, int(counts.sum()), edges, counts, accuracy, confidence, conf_thres, iou_thres)
+
+
+def bin_index(values: np.ndarray, bins: int) -> np.ndarray:
+    """Equal-width bin of each value in [0, 1]: ``floor(v * bins)``, 1.0 in the last bin (``int64``)."""
+    return np.clip(np.floor(np.asarray(values, dtype=np.float64) * bins).astype(np.int64), 0, bins - 1)
+
+
+def binned_gaps(
+    conf: np.ndarray, target: np.ndarray, bins: int, which: np.ndarray | None = None, n_bins: int | None = None
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The binned calibration error ``sum_b (n_b / N) |mean(target)_b - mean(conf)_b|`` and its per-bin figures.
+
+    ``target`` is what confidence should equal on average: 1/0 correctness for D-ECE, the IoU of a true
+    positive (0 for a false positive) for LaECE. Bins: equal-width confidence bins (:func:`bin_index`), or the
+    given flat ``which`` indices in ``[0, n_bins)`` (joint bins of several features). Returns
+    ``(ece, counts, mean target, mean conf)``; empty bins count nothing and have NaN means; no samples: 0.
+    """
+    if which is None:
+        which = bin_index(conf, bins)
+    n_bins = bins if n_bins is None else n_bins
+    counts = np.bincount(which, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.bincount(which, weights=ok, minlength=bins) / counts
-        confidence = np.bincount(which, weights=conf, minlength=bins) / counts
+        accuracy = np.bincount(which, weights=target, minlength=n_bins) / counts
+        confidence = np.bincount(which, weights=conf, minlength=n_bins) / counts
     n = int(counts.sum())
     gaps = np.where(counts > 0, np.abs(accuracy - confidence), 0.0)
     ece = float((counts * gaps).sum() / n) if n else 0.0
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    return Calibration(ece, n, edges, counts, accuracy, confidence, conf_thres, iou_thres)
+    return ece, counts, accuracy, confidence
