@@ -7,64 +7,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from builders import COLOURS, check_boxes, colour_mask, pixel_box, scene
 
 from data.augment import AugConfig, augment_hsv, box_keep, flip_lr, flip_ud, random_affine
 from data.datasets import YoloDataset, collate_fn
 from data.mosaic import mosaic4
-
-COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (255, 0, 255), (0, 255, 255), (255, 128, 0)]
-COLOURS += [(128, 0, 255), (0, 128, 255), (255, 255, 255), (128, 255, 0), (255, 0, 128)]
-
-
-def iou(a, b):
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-
-
-def colour_mask(img, col, tol=40):
-    return (np.abs(img.astype(int) - np.array(col)).max(-1) < tol).astype(np.uint8)
-
-
-def pixel_box(mask):
-    x, y, w, h = cv2.boundingRect(mask)
-    return (x, y, x + w, y + h) if w and h else None
-
-
-def scene(rng, h=160, w=200, k=4, first=0):
-    """A black image with k filled rectangles of colours first..first+k-1; labels (cls, x1, y1, x2, y2)."""
-    img = np.zeros((h, w, 3), np.uint8)
-    labels = []
-    for c in range(first, first + k):
-        for _ in range(100):  # non-overlapping, so each colour's pixels are its whole box
-            bw, bh = rng.integers(20, 60, 2)
-            x, y = rng.integers(0, w - bw), rng.integers(0, h - bh)
-            if not (colour_mask(img, (0, 0, 0), 1)[y : y + bh, x : x + bw] == 0).any():
-                break
-        img[y : y + bh, x : x + bw] = COLOURS[c]
-        labels.append([c, x, y, x + bw, y + bh])
-    return img, np.array(labels, np.float32)
-
-
-def check_boxes(img, labels, originals=None, margin=4):
-    """Each label covers its colour (found inside the label box + margin); no clearly visible colour lost."""
-    for c, *box in labels:
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        region = np.zeros(img.shape[:2], np.uint8)
-        region[max(y1 - margin, 0) : y2 + margin, max(x1 - margin, 0) : x2 + margin] = 1
-        pb = pixel_box(colour_mask(img, COLOURS[int(c)]) * region)
-        assert pb is not None, f"class {c}: no pixels of its colour near its box {box}"
-        # IoU > 0.8, or for small boxes every edge within 2 px (blended border pixels miss the colour test)
-        close = max(abs(a - b) for a, b in zip(pb, box)) <= 2.0
-        assert iou(pb, box) > 0.8 or close, f"class {c}: box {box} vs pixels {pb}, IoU {iou(pb, box):.3f}"
-    if originals is not None:  # a box may only be dropped once most of its object is gone
-        kept = {int(c) for c in labels[:, 0]}
-        for c, x1, y1, x2, y2 in originals:
-            if int(c) not in kept:
-                visible = colour_mask(img, COLOURS[int(c)]).sum()
-                assert visible < 0.35 * (x2 - x1) * (y2 - y1), f"class {c} dropped with {visible} px visible"
-
 
 AFFINE = {
     "scale+translate": dict(scale=0.5, translate=0.2),

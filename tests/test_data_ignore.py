@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from test_data_augment import COLOURS, check_boxes, scene
+from builders import COLOURS, check_boxes, scene
 
 from data.augment import AugConfig, flip_lr, random_affine
 from data.datasets import CocoDataset, YoloDataset, collate_fn

@@ -4,38 +4,30 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_loss_parity import (
+from builders import (
     ANCHORS2,
     ANCHORS3,
     HYP,
     SHAPES3,
     SHAPES3_RECT,
+    STRIDES3,
+    assert_same,
     edge_targets,
     make_targets,
     preds_for,
+    step,
 )
-from yolov5_reference import RefComputeLoss
+from loss_oracle import OracleLoss
 
 from detloss import LossConfig, YoloLoss, assign_darknet, assign_yolov5, scale_yolov5_hyp
 from detloss.fused_assign import dense_darknet, dense_yolov5
 from detloss.fused_bce import bce_grad, bce_sum, bce_value, class_grad_, class_row_losses
 from detloss.terms import bce_terms
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is as fast and does not stall when the cores are shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 FUSED = [{"impl": "fused", "positives": "dense"}, {"impl": "fused", "positives": "compact"}]
 IMPLS = [{"impl": "reference"}, *FUSED]
-STRIDES3 = (8, 16, 32)
-
-
 def parity_case(name: str):
     """(preds, targets, hyp, anchors, strides, nc, overrides) of the yolov5 parity list (test_loss_parity)."""
     gen = torch.Generator().manual_seed(7)
@@ -74,30 +66,14 @@ CASES = ["ls0.0_g0.0", "ls0.1_g0.0", "ls0.0_g1.5", "ls0.1_g1.5", "some_images_em
          "pw", "sort_obj_iou", "autobalance", "two_levels"]  # fmt: skip
 
 
-def step(loss: YoloLoss, preds, targets):
-    ps = [p.detach().clone().requires_grad_(True) for p in preds]
-    total, items = loss(ps, targets.clone())
-    total.backward()
-    return total, items, [p.grad for p in ps]
-
-
-def assert_same(a, b):
-    """(total, items, grads) equal to 1e-5 relative (gradients: relative to the level's largest)."""
-    torch.testing.assert_close(a[0], b[0], rtol=1e-5, atol=1e-7)
-    torch.testing.assert_close(a[1], b[1], rtol=1e-5, atol=1e-7)
-    for ga, gb in zip(a[2], b[2]):
-        scale = gb.abs().max().item()
-        torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-5 * scale + 1e-12)
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_parity_list(case):
-    """Every config of the parity list: fused (dense and compact positives) and reference against the literal
-    yolov5 restatement, and fused against the reference formulation, all to 1e-5 relative."""
+    """Every config of the parity list: fused (dense and compact positives) and reference against the slow
+    oracle (tests/loss_oracle.py), and fused against the reference formulation, all to 1e-5 relative."""
     preds, targets, hyp, anchors, strides, nc, kw = parity_case(case)
     calls = 2 if case == "autobalance" else 1
-    literal = RefComputeLoss(hyp, anchors, strides, nc, **kw)
-    expected = [step(literal, preds, targets) for _ in range(calls)]
+    oracle = OracleLoss(hyp, anchors, strides, nc, **kw)
+    expected = [step(oracle, preds, targets) for _ in range(calls)]
     expected = [(t.reshape(()), i, g) for t, i, g in expected]
     results = {}
     for impl in IMPLS:
@@ -107,7 +83,7 @@ def test_parity_list(case):
         for a, b in zip(got, expected):
             assert_same(a, b)
         if kw.get("autobalance"):
-            torch.testing.assert_close(loss.balance, torch.tensor(literal.balance), rtol=1e-6, atol=0)
+            torch.testing.assert_close(loss.balance, torch.tensor(oracle.balance), rtol=1e-6, atol=0)
     for name in ("dense", "compact"):
         for a, b in zip(results[name], results["reference"]):
             assert_same(a, b)

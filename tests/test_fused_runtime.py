@@ -7,11 +7,12 @@ import time
 
 import pytest
 import torch
-from test_fused import STRIDES3, _one_thread, assert_same, step  # noqa: F401 - the fixture applies here too
-from test_loss_parity import ANCHORS2, ANCHORS3, SHAPES3, edge_targets, make_targets, preds_for
+from builders import ANCHORS2, ANCHORS3, SHAPES3, STRIDES3, assert_same, edge_targets, make_targets, preds_for, step
 
 from detloss import LossConfig, YoloLoss
 from detloss.fused import head_view
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_kept_leaf_grad_is_never_overwritten():

@@ -1,4 +1,4 @@
-"""YoloLoss (yolov5 preset / from_yolov5_hyp) against the literal yolov5 v7.0 restatement, to 1e-5 relative."""
+"""YoloLoss (yolov5 preset / from_yolov5_hyp) against the slow oracle of docs/loss.md (tests/loss_oracle.py)."""
 
 from __future__ import annotations
 
@@ -6,50 +6,14 @@ import copy
 
 import pytest
 import torch
-from yolov5_reference import RefComputeLoss
+from builders import ANCHORS2, ANCHORS3, HYP, SHAPES3, SHAPES3_RECT, edge_targets, make_targets, preds_for
+from loss_oracle import OracleLoss
 
 from detloss import LossConfig, YoloLoss, scale_yolov5_hyp
 
-ANCHORS3 = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
-ANCHORS2 = [[10, 14, 23, 27, 37, 58], [81, 82, 135, 169, 344, 319]]
-# yolov5 hyp.scratch-low.yaml, whole file (non-loss keys must be accepted and ignored)
-HYP = dict(
-    lr0=0.01, lrf=0.01, momentum=0.937, weight_decay=0.0005, warmup_epochs=3.0, warmup_momentum=0.8,
-    warmup_bias_lr=0.1, box=0.05, cls=0.5, cls_pw=1.0, obj=1.0, obj_pw=1.0, iou_t=0.20, anchor_t=4.0,
-    fl_gamma=0.0, hsv_h=0.015, hsv_s=0.7, hsv_v=0.4, degrees=0.0, translate=0.1, scale=0.5, shear=0.0,
-    perspective=0.0, flipud=0.0, fliplr=0.5, mosaic=1.0, mixup=0.0, copy_paste=0.0,
-)  # fmt: skip
-
-
-def make_targets(bs: int, n: int, nc: int, gen: torch.Generator, images=None) -> torch.Tensor:
-    if images is None:
-        img = torch.randint(0, bs, (n,), generator=gen)
-    else:
-        img = torch.tensor(images)[torch.randint(0, len(images), (n,), generator=gen)]
-    cls = torch.randint(0, nc, (n,), generator=gen)
-    wh = torch.rand(n, 2, generator=gen) * 0.5 + 0.01
-    xy = wh / 2 + torch.rand(n, 2, generator=gen) * (1 - wh)
-    return torch.cat((img[:, None].float(), cls[:, None].float(), xy, wh), 1)
-
-
-def edge_targets(bs: int, nc: int) -> torch.Tensor:
-    """Boxes on image borders, exactly on cell boundaries and half-cells, tiny and image-sized."""
-    rows = [
-        [0, 0, 0.05, 0.05, 0.1, 0.1],  # touches the top-left corner
-        [0, 1 % nc, 0.95, 0.95, 0.1, 0.1],  # touches the bottom-right corner
-        [0, 0, 0.5, 0.5, 1.0, 1.0],  # the whole image
-        [1 % bs, 0, 0.25, 0.75, 0.001, 0.001],  # tiny
-        [1 % bs, 2 % nc, 0.5, 0.25, 0.3, 0.2],  # centre exactly on a cell corner for even grids
-        [1 % bs, 0, 0.0625 + 1 / 320, 0.5 + 1 / 160, 0.05, 0.08],  # frac exactly 0.5 on the 80-grid
-        [0, 3 % nc, 0.5, 0.5, 0.3, 0.3],  # duplicate cell with the next row: last write wins
-        [0, 4 % nc, 0.5, 0.5, 0.31, 0.29],
-        [0, 0, 0.0125, 0.5, 0.025, 0.2],  # gx < 1 on the 80-grid: no left neighbour
-    ]
-    return torch.tensor(rows, dtype=torch.float32)
-
 
 def run_both(preds, targets, hyp, anchors, strides, nc, calls=1, **kw):
-    ref = RefComputeLoss(hyp, anchors, strides, nc, autobalance=kw.get("autobalance", False),
+    ref = OracleLoss(hyp, anchors, strides, nc, autobalance=kw.get("autobalance", False),
                          sort_obj_iou=kw.get("sort_obj_iou", False))  # fmt: skip
     ours = YoloLoss.from_yolov5_hyp(hyp, anchors, strides, nc, **kw)
     for _ in range(calls):
@@ -65,14 +29,6 @@ def run_both(preds, targets, hyp, anchors, strides, nc, calls=1, **kw):
             scale = b.grad.abs().max().item()
             torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-5 * scale + 1e-12)
     return ours, ref
-
-
-def preds_for(bs, shapes, nc, gen, na=3):
-    return [torch.randn(bs, na, ny, nx, 5 + nc, generator=gen) for ny, nx in shapes]
-
-
-SHAPES3 = [(80, 80), (40, 40), (20, 20)]
-SHAPES3_RECT = [(48, 80), (24, 40), (12, 20)]
 
 
 @pytest.mark.parametrize("ls", [0.0, 0.1])
