@@ -58,6 +58,7 @@ class DetectionDataset(Dataset):
         self.image_ids: list[int] = []
         self.names: list[str] = []
         self.cat_ids: list[int] = []
+        self.multi_label = False  # set from the data YAML by data.datasets.build_dataset
 
     @property
     def nc(self) -> int:

@@ -97,6 +97,8 @@ def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
         if row is None:
             continue
         img_id, r = row
+        if r[0] < 0 and (img_id, r) in seen:  # one crowd region given for several categories: one ignore region
+            continue
         if (img_id, r) in seen:
             report.add("duplicate", src, None, f"{where}: duplicate of annotations[{seen[(img_id, r)]}] dropped")
             continue

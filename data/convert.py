@@ -40,7 +40,8 @@ def yolo_to_coco(
     """Write the COCO JSON of one split of a yolov5-layout dataset; returns ``out_json``.
 
     ``file_name`` is relative to the split folder when the split is one folder (pass that folder as
-    ``img_dir`` to ``CocoDataset``), else relative to the dataset ``path``.
+    ``img_dir`` to ``CocoDataset``), else relative to the dataset ``path``. An ignore region (class -1 row)
+    becomes a crowd annotation of every category (read back as one ignore region).
     """
     d = load_data_yaml(data_yaml) if not isinstance(data_yaml, dict) else parse_data_dict(data_yaml)
     entry = d.get(split)
@@ -55,16 +56,17 @@ def yolo_to_coco(
         images.append({"id": ds.image_ids[k], "file_name": rel, "width": w, "height": h})
         for c, cx, cy, bw, bh in lab.astype(float):
             x, y, pw, ph = (cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": ds.image_ids[k],
-                    "category_id": int(c),
-                    "bbox": [x, y, pw, ph],
-                    "area": pw * ph,
-                    "iscrowd": 0,
-                }
-            )
+            for cat in range(len(ds.names)) if c < 0 else [int(c)]:
+                anns.append(
+                    {
+                        "id": len(anns) + 1,
+                        "image_id": ds.image_ids[k],
+                        "category_id": cat,
+                        "bbox": [x, y, pw, ph],
+                        "area": pw * ph,
+                        "iscrowd": int(c < 0),
+                    }
+                )
     coco = {
         "info": {"description": f"converted from {d.get('yaml_file', 'data')} split {split} by detloss data.convert"},
         "images": images,

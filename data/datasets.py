@@ -150,6 +150,7 @@ def build_dataset(
 ) -> DetectionDataset:
     """The dataset of ``split`` in a data YAML (path or dict, see :mod:`data.yaml_io`).
 
+    The dataset's ``multi_label`` attribute is the YAML's ``multi_label`` (one box may have several classes).
     A split entry ending in ``.json`` gives a :class:`CocoDataset` whose images are in the
     ``{split}_images`` key, else ``path/images/{split}`` when that folder exists, else ``path``;
     anything else (folder, ``.txt`` list, list) gives a :class:`YoloDataset` with the YAML ``names``.
@@ -164,8 +165,10 @@ def build_dataset(
         ds: DetectionDataset = CocoDataset(entry, img_dir, imgsz, augment, hyp, strict, seed)
         if ds.nc != d["nc"]:
             raise DatasetError(f"{entry}: {ds.nc} categories but the data YAML has {d['nc']} names")
-        return ds
-    return YoloDataset(entry, imgsz, augment, hyp, strict, names=d["names"], seed=seed)
+    else:
+        ds = YoloDataset(entry, imgsz, augment, hyp, strict, names=d["names"], seed=seed)
+    ds.multi_label = bool(d.get("multi_label", False))
+    return ds
 
 
 def coco_gt_for(data: str | os.PathLike | dict, split: str) -> Path | None:

@@ -119,3 +119,19 @@ def test_multi_label_rows_kept_exact_duplicates_dropped(tmp_path):
     assert parse_data_dict({**d, "multi_label": True})["multi_label"] is True
     with pytest.raises(ValueError, match="multi_label"):
         parse_data_dict({**d, "multi_label": "yes"})
+
+
+def test_convert_round_trip_keeps_the_region(tmp_path):
+    from data.convert import coco_to_yolo, yolo_to_coco
+
+    (tmp_path / "ds" / "images").mkdir(parents=True)
+    (tmp_path / "ds" / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "ds" / "images" / "a.png"), np.full((20, 40, 3), 90, np.uint8))
+    (tmp_path / "ds" / "labels" / "a.txt").write_text("0 0.25 0.5 0.2 0.4\n-1 0.7 0.5 0.4 0.6\n")
+    data = {"path": str(tmp_path / "ds"), "train": "images", "val": "images", "names": ["a", "b"]}
+    out = yolo_to_coco(data, "val", tmp_path / "instances_val.json")
+    anns = json.loads(out.read_text())["annotations"]
+    assert [(a["category_id"], a["iscrowd"]) for a in anns] == [(0, 0), (0, 1), (1, 1)]  # a region per class
+    yaml_path = coco_to_yolo(out, tmp_path / "ds" / "images", tmp_path / "back", link=False)
+    rows = (yaml_path.parent / "labels" / "val" / "a.txt").read_text().split("\n")
+    assert [r.split()[0] for r in rows if r] == ["0", "-1"]  # one ignore region again, no duplicate notice

@@ -128,3 +128,36 @@ def test_merge_rows_tolerance_and_images():
     assert merge_rows(torch.zeros(0, 6), 3).first.shape == (0,)
     with pytest.raises(ValueError, match="multi_label"):
         LossConfig(multi_label=1)
+
+
+def test_evaluation_counts_both_classes_ground_truth(tmp_path):
+    """A box listed with classes 1 and 3: two ground truths; a detection of each class matches its own."""
+    import cv2
+    import numpy as np
+
+    from data.datasets import YoloDataset
+    from tools.evaluation.evaluate import evaluate_results
+    from tools.evaluation.inference import ground_truth_from_dataset
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a.png"), np.full((100, 100, 3), 90, np.uint8))
+    # the same box twice (classes 1, 3), one ignore region (class -1), one other box
+    (tmp_path / "labels" / "a.txt").write_text(
+        "1 0.3 0.3 0.2 0.2\n3 0.3 0.3 0.2 0.2\n-1 0.75 0.75 0.3 0.3\n0 0.7 0.2 0.2 0.2\n"
+    )
+    ds = YoloDataset(tmp_path / "images", imgsz=64, names=list("abcd"))
+    gt = ground_truth_from_dataset(ds)
+    plain = [a for a in gt["annotations"] if not a["iscrowd"]]
+    assert sorted(a["category_id"] for a in plain) == [0, 1, 3]
+    crowd = [a for a in gt["annotations"] if a["iscrowd"]]
+    assert sorted(a["category_id"] for a in crowd) == [0, 1, 2, 3]  # the ignore region, for every class
+    box = [20.0, 20.0, 20.0, 20.0]
+    dets = [{"image_id": 0, "category_id": c, "bbox": box, "score": 0.9} for c in (1, 3)]
+    dets.append({"image_id": 0, "category_id": 0, "bbox": [60.0, 10.0, 20.0, 20.0], "score": 0.8})
+    dets.append({"image_id": 0, "category_id": 2, "bbox": [65.0, 65.0, 15.0, 15.0], "score": 0.7})  # in the region
+    res = evaluate_results(gt, dets, backend="pycocotools")
+    inst = {c["category_id"]: c["instances"] for c in res.coco.per_class}
+    assert inst == {0: 1, 1: 1, 2: 0, 3: 1}
+    ap50 = {c["category_id"]: c["ap50"] for c in res.coco.per_class}
+    assert ap50[1] == pytest.approx(1.0) and ap50[3] == pytest.approx(1.0) and ap50[0] == pytest.approx(1.0)

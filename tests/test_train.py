@@ -104,7 +104,7 @@ def test_label_smoothing_reaches_class_targets(tiny_data, tmp_path):
 def test_clipping_bounds_the_gradient_norm(tiny_data, tmp_path):
     tr = make_trainer(tiny_data, tmp_path, "--clip-grad", "1.0")
     real_loss = tr.loss_fn.forward
-    tr.loss_fn.forward = lambda p, t: (lambda out: (out[0] * 1e6, out[1]))(real_loss(p, t))  # a huge loss
+    tr.loss_fn.forward = lambda p, t, *a: (lambda out: (out[0] * 1e6, out[1]))(real_loss(p, t, *a))  # a huge loss
     norms_at_step = []
     real_step = tr.optimizer.step
 
@@ -124,9 +124,9 @@ def test_non_finite_loss_is_skipped_and_counted(tiny_data, tmp_path):
     real_loss = tr.loss_fn.forward
     calls = {"n": 0}
 
-    def flaky(p, t):
+    def flaky(p, t, *a):
         calls["n"] += 1
-        total, items = real_loss(p, t)
+        total, items = real_loss(p, t, *a)
         return (total * float("nan"), items) if calls["n"] == 1 else (total, items)
 
     tr.loss_fn.forward = flaky
@@ -141,7 +141,7 @@ def test_consecutive_non_finite_losses_stop_and_keep_the_checkpoint(tiny_data, t
     tr.fit_epoch0 = tr.train_epoch(0)
     tr.save(0, 0.0)
     before = load_checkpoint(tr.wdir / "last.pt")
-    tr.loss_fn.forward = lambda p, t: (torch.tensor(float("inf")), torch.zeros(3))
+    tr.loss_fn.forward = lambda p, t, *a: (torch.tensor(float("inf")), torch.zeros(3))
     with pytest.warns(UserWarning), pytest.raises(TrainingError, match="consecutive non-finite"):
         tr.train_epoch(1)
     after = load_checkpoint(tr.wdir / "last.pt")

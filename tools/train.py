@@ -51,6 +51,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--patience", type=int, default=100, help="early stop after this many epochs without gain")
     p.add_argument("--noval", action="store_true", help="validate only after the final epoch")
     p.add_argument("--clip-grad", type=float, default=10.0, help="max gradient norm; 0 disables clipping")
+    p.add_argument("--clip-grad-value", type=float, default=0.0,
+                   help="clip each gradient element to [-V, V] (before --clip-grad); 0 disables")  # fmt: skip
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="mixed precision on CUDA")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP (CUDA)")
     p.add_argument("--max-nonfinite", type=int, default=20, help="stop after this many consecutive non-finite losses")
@@ -63,6 +65,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def check_opt(opt: argparse.Namespace, world_size: int) -> None:
+    if not getattr(opt, "clip_grad_value", 0.0) >= 0:  # NaN fails too
+        raise ValueError(f"--clip-grad-value must be >= 0, got {opt.clip_grad_value}")
     if not 0.0 <= opt.label_smoothing < 1.0:
         raise ValueError(f"--label-smoothing must be in [0, 1), got {opt.label_smoothing}")
     for name in ("epochs", "batch_size", "imgsz"):

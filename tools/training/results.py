@@ -25,6 +25,7 @@ COLUMNS = (
     "x/lr2",
     "train/grad_norm",
     "train/clipped_frac",
+    "train/clipped_value_frac",
     "train/nonfinite_steps",
     "metrics/D-ECE",
 )
@@ -62,8 +63,8 @@ def plot_results(csv_path: str | Path, out: str | Path | None = None) -> Path:
     rows = read_rows(csv_path)
     epochs = [r["epoch"] for r in rows]
     cols = COLUMNS[1:]
-    fig = figure((18, 8))
-    axes = fig.subplots(3, 6)
+    fig = figure((16, 11))
+    axes = fig.subplots(4, 5)
     for ax, c in zip(axes.flat, cols):
         ax.plot(epochs, [r[c] for r in rows], marker=".", linewidth=2, markersize=6)
         ax.set_title(c, fontsize=10)

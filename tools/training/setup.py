@@ -80,13 +80,16 @@ def build_loss(model: Any, opt: argparse.Namespace, hyp: dict[str, float], train
         decode=model.decode,
         scale_x_y=model.scale_x_y,
         label_smoothing_kind=opt.label_smoothing_kind,
+        multi_label=bool(getattr(train_ds, "multi_label", False)),  # the data YAML's multi_label
         check_finite=False,  # the trainer checks the total itself: one host sync per step, not two
     )
     prior = None
     if opt.label_smoothing_kind == "prior":
         counts = np.zeros(kw["num_classes"])
         for lab in train_ds.labels:
-            if len(lab):
-                counts += np.bincount(np.asarray(lab)[:, 0].astype(int), minlength=kw["num_classes"])
+            cls = np.asarray(lab)[:, 0].astype(int)
+            cls = cls[cls >= 0]  # class -1: ignore regions, not objects
+            if len(cls):
+                counts += np.bincount(cls, minlength=kw["num_classes"])
         prior = class_prior_from_counts(torch.as_tensor(counts), pseudo_count=1.0)
     return YoloLoss(**kw, config=cfg, class_prior=prior)

@@ -19,10 +19,12 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.data import DataLoader, DistributedSampler
 
 from data.datasets import collate_fn
+from detloss import split_ignore
 from models.checkpoint import save_checkpoint, unwrap
 from tools.evaluation.inference import evaluate_model
 
 from . import dist
+from .clipping import clip_grad_value_counted
 from .ema import ModelEMA
 from .optim import build_optimizer, interp, lr_lambda, resolve_optimizer
 from .results import append_row, plot_results
@@ -168,6 +170,7 @@ class Trainer:
         self.loss_fn.train()
         mloss = torch.zeros(3, device=self.device)
         norms, clipped, steps, seen = [], 0, 0, 0
+        self.vclip = [0.0, 0]  # gradient elements clipped by --clip-grad-value, all gradient elements
         consecutive = 0
         last_opt_step = epoch * nb - 1
         accumulate = self.accumulate
@@ -176,7 +179,8 @@ class Trainer:
         for i, (imgs, targets, _, _) in enumerate(pbar):
             ni = i + nb * epoch
             imgs = imgs.to(self.device, non_blocking=True).float() / 255
-            targets = targets.to(self.device)
+            targets, ignore = split_ignore(targets)  # class -1 rows: ignore regions (CPU batch, no device sync)
+            targets, ignore = targets.to(self.device), ignore.to(self.device)
             if ni <= nw:
                 xi = (0.0, float(nw))
                 accumulate = max(1, round(interp(ni, xi, (1.0, NBS / opt.batch_size))))
@@ -187,7 +191,7 @@ class Trainer:
                         g["momentum"] = interp(ni, xi, (hyp["warmup_momentum"], hyp["momentum"]))
             with torch.autocast(self.device.type, enabled=self.amp):
                 preds = model(imgs)
-            loss, items = self.loss_fn(preds, targets)  # built with check_finite=False: checked here, once
+            loss, items = self.loss_fn(preds, targets, ignore)  # built with check_finite=False: checked here, once
             if self.info.enabled:
                 loss = loss * self.info.world_size  # DDP averages gradients over ranks
             if not bool(torch.isfinite(loss)):
@@ -225,14 +229,18 @@ class Trainer:
             "x/lr0": lrs[0], "x/lr1": lrs[1], "x/lr2": lrs[2],
             "train/grad_norm": float(sum(norms) / len(norms)) if norms else float("nan"),
             "train/clipped_frac": clipped / max(len(norms), 1), "train/nonfinite_steps": float(self.nonfinite_total),
+            "train/clipped_value_frac": self.vclip[0] / max(self.vclip[1], 1),
         }  # fmt: skip
 
     def _step(self) -> float | None:
         """unscale_, clip, step, update, zero_grad, EMA. Returns the gradient norm before clipping."""
         self.scaler.unscale_(self.optimizer)
         params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        vclip, n_grad = clip_grad_value_counted(params, getattr(self.opt, "clip_grad_value", 0.0))  # before the norm
         max_norm = self.opt.clip_grad if self.opt.clip_grad > 0 else math.inf
-        norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm))
+        norm_t = torch.nn.utils.clip_grad_norm_(params, max_norm=max_norm)
+        norm, n_vclip = torch.stack((norm_t.float(), vclip.to(norm_t.device))).tolist()  # the step's one sync
+        self.vclip = [self.vclip[0] + n_vclip, self.vclip[1] + n_grad]
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad()
@@ -270,7 +278,8 @@ class Trainer:
                 imgs = imgs.to(self.device).float() / 255
                 with torch.autocast(self.device.type, enabled=self.amp):
                     preds = model(imgs)
-                total += self.loss_fn(preds, targets.to(self.device))[1]
+                targets, ignore = split_ignore(targets)
+                total += self.loss_fn(preds, targets.to(self.device), ignore.to(self.device))[1]
                 n += 1
         finally:
             head.eval()
