@@ -1,0 +1,36 @@
+# Two commands on a fresh machine: `make train` (the demo) and `make test` (the suite).
+# Each sets up the virtual environment $(VENV) when it is missing, broken or older than setup.cfg /
+# pyproject.toml (pinned torch, then the package with its extras), and skips that when nothing changed.
+#   make train ARGS="--epochs 5"      extra flags for tools/train.py
+#   make test ARGS="-x tests/test_loss.py"   extra pytest arguments
+#   make test VENV=/tmp/ci-venv       another environment (CI points this at a fresh one)
+
+PYTHON ?= python3
+VENV ?= .venv
+ARGS ?=
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= dev,eval,train
+
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.stamp
+
+.PHONY: setup train test lint
+
+setup: $(STAMP)
+
+# the stamp records a finished set-up; a change to the package metadata makes it stale
+$(STAMP): setup.cfg pyproject.toml
+	@$(PY) -c "import sys" 2>/dev/null || $(PYTHON) -m venv --clear $(VENV)
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+train: $(STAMP)
+	$(PY) tools/train.py --label-smoothing 0.1 $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check detloss models data tools tests
+	$(VENV)/bin/mypy detloss
