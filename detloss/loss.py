@@ -2,7 +2,7 @@
 
 Built from plain arguments (anchors, strides, number of classes, a :class:`LossConfig`), never from
 a model. Semantics of the default preset follow ultralytics yolov5 v7.0 ``utils/loss.ComputeLoss``
-(see ``LOSS_SPEC.md``); the darknet presets follow AlexeyAB darknet ``yolo_layer.c``.
+(rule by rule: ``docs/loss.md``); the darknet presets follow AlexeyAB darknet ``yolo_layer.c``.
 """
 
 from __future__ import annotations
