@@ -87,7 +87,7 @@ def region_ignore_mask(
     area = area.clamp(min=torch.finfo(area.dtype).tiny)
     ig = ignore.detach().float()
     img = ig[:, 0].long()
-    reg = _xyxy(ig[:, 1:5] * torch.tensor([nx, ny, nx, ny], device=p.device, dtype=torch.float32))
+    reg = _xyxy(torch.stack((ig[:, 1] * nx, ig[:, 2] * ny, ig[:, 3] * nx, ig[:, 4] * ny), 1))  # no host copy
     hits = torch.zeros(bs, pred.shape[1], device=p.device)
     step = max(1, CHUNK_ELEMS // max(pred.shape[1], 1))
     for s in range(0, ig.shape[0], step):  # the count is a shape: no device read

@@ -22,7 +22,7 @@ from .fused_assign import compact, dense_darknet, dense_yolov5
 from .grad_buffer import GradBuffers
 from .ignore import check_ignore_shape, check_targets_and_ignore, darknet_ignore_mask, region_ignore_mask
 from .iou import aligned_iou
-from .multilabel import MergedTargets, first_rows_only, merge_rows, multi_label_class_targets
+from .multilabel import MergedTargets, first_rows_only, merge_rows, smoothed_multi_hot
 from .online_smoothing_bce import OnlineLabelSmoothingBCE
 from .terms import bce_terms, class_targets
 from .validate import check_preds, check_targets_shape, check_targets_values, parse_anchors
@@ -68,8 +68,8 @@ class YoloLoss(nn.Module):
     gets no objectness loss (neither negative nor positive; the mean still runs over all cells); positives of
     targets keep theirs. Rows of class -1 in a data batch are regions: :func:`detloss.split_ignore`.
     With ``config.multi_label`` rows with one box and several classes are one positive with a multi-hot class
-    target (:mod:`detloss.multilabel`; online smoothing: the mean of the classes' soft labels, updated from
-    single-class positives only).
+    target (:mod:`detloss.multilabel`; online smoothing: every listed class at ``cp``, the elementwise maximum of
+    their learned rows elsewhere, learned from single-class positives only).
     """
 
     anchors: Tensor
@@ -308,7 +308,7 @@ class YoloLoss(nn.Module):
         rows = None if mh is None else mh.index_select(0, tcls).to(dtype)
         if self.ols is None:
             if rows is not None:
-                return multi_label_class_targets(rows, logits, cfg, self.class_prior, None, self.training)
+                return smoothed_multi_hot(rows, cfg.label_smoothing_kind, cfg.label_smoothing, self.class_prior)
             return class_targets(tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior, dtype)
         with torch.no_grad():  # online: the raw sigmoid scores of correct positives (single-class ones) teach s_y
             if rows is not None:

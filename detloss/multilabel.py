@@ -15,17 +15,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from .fused_assign import Candidates
-from .online_smoothing import OnlineLabelSmoothing
 from .smoothing import smooth_BCE, smooth_BCE_k
-
-if TYPE_CHECKING:
-    from .config import LossConfig
 
 MULTI_LABEL_TOL = 1e-5  # normalised box coordinates closer than this are the same box (~0.006 px at 640)
 
@@ -73,16 +68,6 @@ def multi_hot_targets(multi_hot: Tensor, t_pos: Tensor | float, t_neg: Tensor | 
     return torch.where(multi_hot > 0, t_pos, t_neg).to(multi_hot.dtype)
 
 
-def online_multi_hot_targets(multi_hot: Tensor, supervise: Tensor, alpha: float) -> Tensor:
-    """Online label smoothing's BCE target for a set of classes: ``alpha * multi_hot + (1 - alpha) * mean S[:, y]``.
-
-    The mean over the listed classes ``y`` of their soft-label columns; a single class gives the single-label
-    target ``alpha * onehot + (1 - alpha) * S[:, y]``.
-    """
-    soft = multi_hot @ supervise.to(multi_hot).t() / multi_hot.sum(1, keepdim=True).clamp(min=1)
-    return alpha * multi_hot + (1 - alpha) * soft
-
-
 def smoothed_multi_hot(multi_hot: Tensor, kind: str, eps: float, prior: Tensor | None = None) -> Tensor:
     """:func:`multi_hot_targets` with ``(t_pos, t_neg)`` of a label-smoothing kind (``"yolo"``, ``"uniform"``,
     ``"prior"``), the multi-hot form of :func:`detloss.terms.class_targets`."""
@@ -103,20 +88,3 @@ def first_rows_only(cands: list[Candidates], first: Tensor) -> list[Candidates]:
         valid = valid & first.repeat(len(c) // max(first.shape[0], 1))
         out.append(dataclasses.replace(c, valid=valid, count=valid.sum()))
     return out
-
-
-@torch.no_grad()
-def multi_label_class_targets(
-    mh: Tensor, logits: Tensor, cfg: LossConfig, prior: Tensor | None, ols: OnlineLabelSmoothing | None, learn: bool
-) -> Tensor:
-    """Class targets of the reference path for positives with multi-hot rows ``mh`` (``Tensor[P, nc]``).
-
-    Online smoothing (``ols``): the soft labels learn (when ``learn``) from single-class positives only.
-    """
-    if ols is None:
-        return smoothed_multi_hot(mh, cfg.label_smoothing_kind, cfg.label_smoothing, prior)
-    if learn:
-        one = mh.sum(1) == 1
-        probs = logits.detach().float()[one].sigmoid()
-        ols._accumulate(probs / probs.sum(1, keepdim=True).clamp(min=1e-12), mh[one].argmax(1))
-    return online_multi_hot_targets(mh, ols.supervise, cfg.ols_alpha)

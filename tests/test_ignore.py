@@ -133,3 +133,36 @@ def test_split_ignore():
     assert targets.shape == (0, 6) and ignore.shape == (0, 5)
     with pytest.raises(ValueError, match=r"\(n, 6\)"):
         split_ignore(torch.zeros(3, 5))
+
+
+def test_dense_path_with_ignore_and_multi_label_has_no_data_dependent_ops():
+    """Under FakeTensorMode a host read of a tensor value or a data-dependent shape raises: the region mask and
+    the multi-label merge on the dense fused path have none, so they add no host sync on a GPU."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    preds = make_preds()
+    targets = torch.cat((TARGETS, TARGETS[:1].clone().index_fill_(1, torch.tensor([1]), 3.0)))  # a 2-class box
+    cfg = LossConfig(impl="fused", positives="dense", check_finite=False, validate_targets=False, multi_label=True)
+    loss_fn = YoloLoss(ANCHORS2, STRIDES, NC, cfg)
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        ps = [mode.from_tensor(p).requires_grad_() for p in preds]
+        total, _ = loss_fn(ps, mode.from_tensor(targets), mode.from_tensor(IGNORE))
+        total.backward()
+        assert ps[0].grad.shape == ps[0].shape
+
+
+@pytest.mark.cuda
+def test_cuda_no_host_sync_with_ignore():
+    cfg = LossConfig(check_finite=False, validate_targets=False, multi_label=True)
+    loss_fn = YoloLoss(ANCHORS2, STRIDES, NC, cfg).cuda()
+    ps = [p.cuda().requires_grad_() for p in make_preds()]
+    tg, ig = TARGETS.cuda(), IGNORE.cuda()
+    loss_fn(ps, tg, ig)[0].backward()  # warm-up (per-device constants)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss_fn(ps, tg, ig)[0].backward()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    ref = YoloLoss(ANCHORS2, STRIDES, NC, cfg.replace(impl="reference"))
+    torch.testing.assert_close(loss_fn(ps, tg, ig)[0].cpu(), ref(make_preds(), TARGETS, IGNORE)[0])
