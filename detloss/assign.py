@@ -53,6 +53,20 @@ class LevelTargets:
         return int(self.b.shape[0])
 
 
+def cell_choices(gxy: Tensor, nx: int, ny: int, half: float = 0.5) -> Tensor:
+    """``BoolTensor[5, P]``: which of (centre, left, up, right, down) cells each centre ``gxy[P, 2]`` trains.
+
+    The neighbour-cell rule (docs/loss.md): the left (upper) cell when the centre lies in the left (upper)
+    ``half`` of its cell and more than one cell from that border; the right (lower) one when its distance to
+    the far border has a fractional part below ``half`` and exceeds one cell.
+    """
+    far = torch.stack((nx - gxy[:, 0], ny - gxy[:, 1]), 1)  # distance to the right / bottom border
+    low = (gxy - gxy.floor() < half) & (gxy > 1)  # [P, 2]: left, up
+    high = (far - far.floor() < half) & (far > 1)  # [P, 2]: right, down
+    centre = torch.ones_like(low[:, 0])
+    return torch.stack((centre, low[:, 0], low[:, 1], high[:, 0], high[:, 1]))
+
+
 def _level(t: Tensor, ai: Tensor, ti: Tensor, offsets: Tensor, anchors: Tensor, ny: int, nx: int) -> LevelTargets:
     """Pack positives ``t`` (``[P, 6]`` in grid units) with anchor ids ``ai`` and cell offsets."""
     gxy, gwh = t[:, 2:4], t[:, 4:6]
@@ -81,19 +95,15 @@ def assign_yolov5(
     off = torch.tensor(_OFFSETS, device=dev) * g
     out = []
     for i, (ny, nx) in enumerate(grids):
-        gain = torch.tensor([1.0, 1.0, nx, ny, nx, ny], device=dev)
-        t = targets * gain  # [nt, 6] in grid units
+        to_grid = torch.tensor([1.0, 1.0, nx, ny, nx, ny], device=dev)
+        t = targets * to_grid  # [nt, 6], boxes in grid units
         anc = anchors[i].float()
-        r = t[None, :, 4:6] / anc[:, None]  # [na, nt, 2]
-        keep = torch.max(r, 1 / r).amax(2) < anchor_t  # [na, nt]
-        ai, ti = keep.nonzero(as_tuple=True)  # anchor-major, like yolov5's t[j]
+        ratio = t[None, :, 4:6] / anc[:, None]  # [na, nt, 2]
+        keep = torch.maximum(ratio, 1 / ratio).amax(2) < anchor_t  # [na, nt]: the ratio test
+        ai, ti = keep.nonzero(as_tuple=True)  # anchor-major
         tk = t[ti]
-        gxy = tk[:, 2:4]
-        gxi = torch.tensor([nx, ny], device=dev, dtype=gxy.dtype) - gxy
-        jk = ((gxy % 1 < g) & (gxy > 1)).T
-        lm = ((gxi % 1 < g) & (gxi > 1)).T
-        sel = torch.stack((torch.ones_like(jk[0]), jk[0], jk[1], lm[0], lm[1]))  # [5, P]
-        oi, pi = sel.nonzero(as_tuple=True)  # offset-major
+        chosen = cell_choices(tk[:, 2:4], nx, ny, g)  # [5, P]
+        oi, pi = chosen.nonzero(as_tuple=True)  # cell-kind-major: the write order of docs/loss.md
         out.append(_level(tk[pi], ai[pi], ti[pi], off[oi], anc, ny, nx))
     del nt, na
     return out
@@ -122,8 +132,8 @@ def assign_darknet(
     pos = pos.view(nl, na, -1)
     out = []
     for i, (ny, nx) in enumerate(grids):
-        gain = torch.tensor([1.0, 1.0, nx, ny, nx, ny], device=dev)
+        to_grid = torch.tensor([1.0, 1.0, nx, ny, nx, ny], device=dev)
         ai, ti = pos[i].nonzero(as_tuple=True)
-        t = targets[ti] * gain
+        t = targets[ti] * to_grid
         out.append(_level(t, ai, ti, torch.zeros_like(t[:, 2:4]), anchors[i].float(), ny, nx))
     return out

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .assign import LevelTargets
+from .assign import LevelTargets, cell_choices
 from .boxes import wh_iou
 
 _OFFSETS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))  # as detloss.assign
@@ -111,12 +111,9 @@ def dense_yolov5(
     for i, (ny, nx) in enumerate(grids):
         gxy, gwh = _grid_units(targets, ny, nx)
         anc = anchors[i].float()
-        r = gwh[None] / anc[:, None]  # [na, nt, 2]
-        keep = torch.max(r, 1 / r).amax(2) < anchor_t  # [na, nt]
-        gxi = torch.stack((nx - gxy[:, 0], ny - gxy[:, 1]), 1)
-        jk = ((gxy % 1 < g) & (gxy > 1)).T
-        lm = ((gxi % 1 < g) & (gxi > 1)).T
-        sel = torch.stack((torch.ones_like(jk[0]), jk[0], jk[1], lm[0], lm[1]))  # [5, nt]
+        ratio = gwh[None] / anc[:, None]  # [na, nt, 2]
+        keep = torch.maximum(ratio, 1 / ratio).amax(2) < anchor_t  # [na, nt]: the ratio test
+        sel = cell_choices(gxy, nx, ny, g)  # [5, nt]
         out.append(_pack(gxy, gwh, off, targets, anc, sel[:, None] & keep[None], ny, nx))
     return out
 
