@@ -282,14 +282,11 @@ class YoloLoss(nn.Module):
             else:
                 iou = aligned_iou(pbox, lt.tbox.to(dtype), cfg.box_kind)
                 lbox = (1.0 - iou).mean()
-            score = iou.detach().clamp(min=0)
-            b, a, gj, gi = lt.b, lt.a, lt.gj, lt.gi
-            if cfg.sort_obj_iou:
-                j = score.argsort()
-                b, a, gj, gi, score = b[j], a[j], gj[j], gi[j], score[j]
-            if cfg.gr < 1:
-                score = (1.0 - cfg.gr) + cfg.gr * score
-            tobj[b, a, gj, gi] = score
+            # objectness target of a positive: (1 - gr) + gr * IoU, detached; where positives share a cell the
+            # last one written wins, and sort_obj_iou writes them by ascending value, so the highest IoU wins
+            value = (1.0 - cfg.gr) + cfg.gr * iou.detach().clamp(min=0)
+            order: Tensor | slice = value.argsort() if cfg.sort_obj_iou else slice(None)
+            tobj[lt.b[order], lt.a[order], lt.gj[order], lt.gi[order]] = value[order]
             if self.nc > 1:
                 t = self._class_targets(ps[:, 5:], lt.tcls, dtype, mh)
                 lcls = bce_terms(ps[:, 5:], t, self.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean()
