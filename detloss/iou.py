@@ -74,8 +74,7 @@ def iou_loss(
     boxes1: Tensor, boxes2: Tensor, kind: str = "ciou", fmt: str = "cxcywh", reduction: str = "mean"
 ) -> Tensor:
     """``1 - aligned_iou`` reduced by ``"mean"``, ``"sum"`` or ``"none"``; an empty input gives 0 with a graph."""
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"unknown reduction {reduction!r}; expected 'mean', 'sum' or 'none'")
+    check_choice(reduction, "reduction", ("mean", "sum", "none"))
     loss = 1.0 - aligned_iou(boxes1, boxes2, kind, fmt)
     if reduction == "none":
         return loss
