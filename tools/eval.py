@@ -13,7 +13,8 @@ Model (yolov5 ``val.py`` flags and defaults)::
 Without ``--data`` the model is evaluated on the built-in demo dataset. The ground truth is the split's COCO
 JSON (``--gt`` overrides it; a yolo-layout split without one is evaluated against its own labels). The model's
 COCO results are written to ``<project>/<name>/predictions.json`` (``runs/val/exp``, ``exp2``, ... unless
-``--exist-ok``).
+``--exist-ok``), with the run's pictures (``tools/evaluation/runplots.py``: confusion matrix, P/R/F1 curves, val
+batch 0; ``--noplots`` skips them). ``--weights`` may also be an ONNX export of ``tools/export.py``, run by onnxruntime.
 
 Prints the 12 COCO numbers in cocoapi's layout, a per-class AP table and the detection ECE (see
 ``tools/evaluation/calibration.py``). ``--json-out`` writes ``{"stats", "per_class", "calibration", "backend",
@@ -40,7 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--gt", type=str, help="COCO ground-truth JSON (model mode: overrides the split's)")
     src.add_argument("--dt", type=str, help="COCO results JSON to evaluate (a list of detections)")
     m = p.add_argument_group("model")
-    m.add_argument("--weights", type=str, help="checkpoint (models.save_checkpoint format)")
+    m.add_argument("--weights", type=str, help="checkpoint (models.save_checkpoint format) or ONNX export (.onnx)")
     m.add_argument("--data", type=str, help="dataset YAML (default: the built-in demo dataset)")
     m.add_argument("--task", "--split", dest="task", default="val", help="split to evaluate: val, test or train")
     m.add_argument(
@@ -62,6 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument("--project", default="runs/val", help="save to project/name")
     m.add_argument("--name", default="exp", help="save to project/name")
     m.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
+    m.add_argument("--noplots", action="store_true", help="do not write confusion matrix, curves, batch images")
     e = p.add_argument_group("evaluation")
     e.add_argument("--backend", choices=BACKENDS, default="pycocotools", help="COCO evaluator (same numbers)")
     e.add_argument("--json-out", type=str, help="write stats, per-class AP and calibration as JSON")
@@ -84,6 +86,8 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     from data.demo import ensure_demo
     from data.yaml_io import load_data_yaml
     from models.checkpoint import load_checkpoint, load_model
+    from tools.detection.onnx_runtime import OnnxDetector
+    from tools.detection.weights import is_onnx
     from tools.evaluation.inference import evaluate_model
     from tools.training import dist
     from tools.training.runs import increment_path
@@ -99,9 +103,13 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     gt = args.gt or coco_gt_for(data, args.task)
     if gt is None:
         print(f"{data_yaml}: split {args.task!r} has no COCO JSON; evaluating against its yolo labels (no crowd)")
-    ckpt = load_checkpoint(args.weights, map_location="cpu")
-    imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
-    model = load_model(ckpt, map_location=device).to(device)
+    if is_onnx(args.weights):  # an export of tools/export.py, run by onnxruntime, called like the model
+        model, ckpt = OnnxDetector(args.weights, device), {}
+        imgsz = args.imgsz or model.imgsz[0]
+    else:
+        ckpt = load_checkpoint(args.weights, map_location="cpu")
+        imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
+        model = load_model(ckpt, map_location=device).to(device)
     dataset = build_dataset(data, args.task, imgsz, augment=False)
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
     res = evaluate_model(
@@ -126,6 +134,10 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
         raise SystemExit(0)
     s = res.speed
     print(f"Results saved to {save_dir / 'predictions.json'}")
+    if not args.noplots:  # the run folder's pictures, as yolov5 val.py writes them
+        from tools.evaluation.runplots import write_val_plots
+
+        print(f"{len(write_val_plots(save_dir, res, dataset))} plots written to {save_dir}")
     print(f"Speed: {s['pre']:.1f}ms pre-process, {s['inference']:.1f}ms inference, {s['nms']:.1f}ms NMS per image")
     return res
 

@@ -27,7 +27,8 @@ class EvalResult:
     """COCO numbers, calibration and counts of one evaluation.
 
     ``stats`` are the 12 COCOeval numbers (``STAT_NAMES`` order); ``calibration`` is None when it could not be
-    computed (scores outside [0, 1]); ``speed`` is milliseconds per image by stage when a model was run.
+    computed (scores outside [0, 1]); ``speed`` is milliseconds per image by stage when a model was run;
+    ``detections`` and ``ground_truth`` are the checked COCO inputs (kept for ``runplots.write_val_plots``).
     """
 
     coco: CocoStats
@@ -35,6 +36,9 @@ class EvalResult:
     n_images: int
     n_detections: int
     speed: dict[str, float] = field(default_factory=dict)
+    # the checked inputs, for the run-folder plots (confusion matrix, P/R/F1 curves); not serialised
+    detections: list[dict] = field(default_factory=list, repr=False)
+    ground_truth: dict | None = field(default=None, repr=False)
 
     @property
     def stats(self) -> list[float]:
@@ -138,4 +142,4 @@ def evaluate_results(
     ids = set(img_ids) if img_ids is not None else None
     n_images = len(gt_checked["images"]) if ids is None else len(ids)
     n_det = len(detections) if ids is None else sum(d["image_id"] in ids for d in detections)
-    return EvalResult(coco, cal, n_images, n_det)
+    return EvalResult(coco, cal, n_images, n_det, detections=detections, ground_truth=gt_checked)

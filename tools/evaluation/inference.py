@@ -31,7 +31,16 @@ from models.postprocess import non_max_suppression
 from .cocojson import detections_to_coco
 from .evaluate import EvalResult, evaluate_results
 
-__all__ = ["InferenceOutput", "evaluate_model", "ground_truth_from_dataset", "infer", "run_inference", "select_device"]
+__all__ = [
+    "InferenceOutput",
+    "evaluate_model",
+    "forward_decoded",
+    "ground_truth_from_dataset",
+    "infer",
+    "postprocess",
+    "run_inference",
+    "select_device",
+]
 
 
 def select_device(device: str | torch.device | None = "") -> torch.device:
@@ -117,6 +126,42 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def forward_decoded(model: Any, x: torch.Tensor, amp: bool = False) -> torch.Tensor:
+    """The decoded eval-mode output ``Tensor[bs, N, 5 + nc]`` of ``model(x)`` (element 0 of a tuple output).
+
+    ``amp``: fp16 autocast on CUDA (ignored elsewhere). ``model`` is a ``Detector`` in eval mode or anything
+    called the same way (``tools.detection.onnx_runtime.OnnxDetector``).
+    """
+    with torch.autocast(x.device.type, dtype=torch.float16, enabled=amp and x.device.type == "cuda"):
+        pred = model(x)
+    return pred[0] if isinstance(pred, (tuple, list)) else pred
+
+
+def postprocess(
+    pred: torch.Tensor,
+    metas: Sequence[Any],
+    conf_thres: float = 0.001,
+    iou_thres: float = 0.6,
+    max_det: int = 300,
+    multi_label: bool = True,
+    agnostic: bool = False,
+) -> list[torch.Tensor]:
+    """NMS of a decoded batch, then boxes back to each original image (``meta``: ``ratio``, ``pad``, ``orig_shape``).
+
+    Returns per image ``Tensor[k, 6]`` ``[x1, y1, x2, y2, conf, cls]`` (float32, CPU, original-image pixels,
+    clipped to the image). The path shared by eval, the trainer's validation and ``tools/detect.py``.
+    """
+    out = []
+    dets = non_max_suppression(pred.float(), conf_thres, iou_thres, max_det, multi_label, agnostic)
+    for det, meta in zip(dets, metas):
+        det = det.float().cpu()
+        if len(det):
+            boxes = unletterbox_boxes(det[:, :4], _meta(meta, "ratio"), _meta(meta, "pad"), _meta(meta, "orig_shape"))
+            det = torch.cat((boxes, det[:, 4:]), 1)
+        out.append(det)
+    return out
+
+
 @torch.inference_mode()
 def infer(
     model: nn.Module,
@@ -149,22 +194,15 @@ def infer(
             x = imgs.to(device, non_blocking=True).float() / 255.0
             _sync(device)
             t1 = time.perf_counter()
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                pred = model(x)
-            if isinstance(pred, (tuple, list)):
-                pred = pred[0]
+            pred = forward_decoded(model, x, use_amp)
             _sync(device)
             t2 = time.perf_counter()
-            dets = non_max_suppression(pred.float(), conf_thres, iou_thres, max_det, multi_label=multi_label)
+            dets = postprocess(pred, metas, conf_thres, iou_thres, max_det, multi_label)
             for det, meta in zip(dets, metas):
                 image_id = _meta(meta, "image_id")
                 out.image_ids.append(image_id)
-                if not len(det):
-                    continue
-                boxes = unletterbox_boxes(
-                    det[:, :4].float().cpu(), _meta(meta, "ratio"), _meta(meta, "pad"), _meta(meta, "orig_shape")
-                )
-                out.results += detections_to_coco(boxes, det[:, 4].cpu(), det[:, 5].cpu(), image_id, cat_ids)
+                if len(det):
+                    out.results += detections_to_coco(det[:, :4], det[:, 4], det[:, 5], image_id, cat_ids)
             t3 = time.perf_counter()
             out.times["pre"] += t1 - t0
             out.times["inference"] += t2 - t1

@@ -22,6 +22,7 @@ from data.datasets import collate_fn
 from detloss import split_ignore
 from models.checkpoint import save_checkpoint, unwrap
 from tools.evaluation.inference import evaluate_model
+from tools.evaluation.runplots import save_batch_image, write_train_start_plots
 
 from . import dist
 from .clipping import clip_grad_value_counted
@@ -116,6 +117,8 @@ class Trainer:
         if info.main:
             save_yaml(self.save_dir / "hyp.yaml", self.hyp)
             save_yaml(self.save_dir / "opt.yaml", vars(opt))
+            if not getattr(opt, "noplots", False):
+                write_train_start_plots(self.save_dir, self.train_ds)  # labels.jpg
         last: dict[str, float] = {}
         stop = False
         for epoch in range(self.start_epoch, opt.epochs):
@@ -139,6 +142,7 @@ class Trainer:
                 if self.tb is not None:
                     for k, v in last.items():
                         self.tb.add_scalar(k, v, epoch)
+                    self.tb.flush()  # short runs: the scalars reach the events file each epoch
             self.save(epoch, fitness)
             self.loss_fn.next_epoch()
             if opt.patience and epoch - self.best_epoch >= opt.patience:
@@ -181,6 +185,8 @@ class Trainer:
             imgs = imgs.to(self.device, non_blocking=True).float() / 255
             targets, ignore = split_ignore(targets)  # class -1 rows: ignore regions (CPU batch, no device sync)
             targets, ignore = targets.to(self.device), ignore.to(self.device)
+            if i == 0 and epoch == self.start_epoch and self.info.main and not getattr(opt, "noplots", False):
+                save_batch_image(imgs, targets, self.train_ds.names, self.save_dir / "train_batch0.jpg")  # augmented
             if ni <= nw:
                 xi = (0.0, float(nw))
                 accumulate = max(1, round(interp(ni, xi, (1.0, NBS / opt.batch_size))))
