@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -27,6 +26,7 @@ from torch.utils.data import Dataset
 from detloss.checks import check_int
 
 from .augment import AugConfig, augment_hsv, flip_lr, flip_ud, random_affine
+from .cache import check_cache, fill_cache, fit_image
 from .letterbox import letterbox
 from .mosaic import mosaic4
 from .report import DatasetError, DatasetReport
@@ -120,15 +120,29 @@ class DetectionDataset(Dataset):
         out[:, 2], out[:, 4] = (lb[:, 2] - lb[:, 4] / 2) * h, (lb[:, 2] + lb[:, 4] / 2) * h
         return out
 
+    def cache_images(self, cache: object = "ram") -> None:
+        """Keep every image decoded and resized in RAM (:mod:`data.cache`); ``None`` drops the cache."""
+        kind = check_cache(cache)
+        self._cache = fill_cache(self.shapes, self.imgsz, self.load_image, self.report.source) if kind else None
+
+    def _fit(self, i: int) -> np.ndarray:
+        """Image ``i`` resized so its long side is ``imgsz`` (ratio kept, no padding), from the cache if any."""
+        cached = getattr(self, "_cache", None)
+        return cached[i] if cached is not None else fit_image(self.load_image(i), self.imgsz)
+
     def _load_fit(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """Image ``i`` resized so its long side is ``imgsz`` (ratio kept, no padding) and its pixel labels."""
-        img = self.load_image(i)
-        h0, w0 = img.shape[:2]
-        r = self.imgsz / max(h0, w0)
-        if r != 1:
-            size = (max(1, round(w0 * r)), max(1, round(h0 * r)))
-            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+        """:meth:`_fit` and the pixel labels of that image."""
+        img = self._fit(i)
         return img, self.pixel_labels(i, img.shape[1], img.shape[0])
+
+    def _letterboxed(self, i: int) -> tuple[np.ndarray, np.ndarray, tuple[float, float], tuple[float, float]]:
+        """Image ``i`` letterboxed to ``imgsz x imgsz``, its pixel labels there, the ratio and the padding."""
+        img, lab = self._load_fit(i)
+        (h0, w0), (fh, fw) = self.shapes[i], img.shape[:2]
+        img, _, pad = letterbox(img, self.imgsz, auto=False, scaleup=True)  # only pads: the image already fits
+        lab[:, [1, 3]] += pad[0]
+        lab[:, [2, 4]] += pad[1]
+        return img, lab, (fw / w0, fh / h0), pad
 
     def __getitem__(self, i: int):
         if not 0 <= i < len(self):
@@ -136,13 +150,8 @@ class DetectionDataset(Dataset):
         s = self.imgsz
         meta = {"orig_shape": self.shapes[i], "image_id": self.image_ids[i], "augmented": self.augment}
         if not self.augment:
-            img0 = self.load_image(i)
-            img, ratio, pad = letterbox(img0, s, auto=False, scaleup=True)
-            h0, w0 = img0.shape[:2]
-            lab = self.pixel_labels(i, w0 * ratio[0], h0 * ratio[1])
-            lab[:, [1, 3]] += pad[0]
-            lab[:, [2, 4]] += pad[1]
-            meta.update(orig_shape=(h0, w0), ratio=ratio, pad=pad)
+            img, lab, ratio, pad = self._letterboxed(i)
+            meta.update(ratio=ratio, pad=pad)
         else:
             img, lab = self._augmented(i, np.random.default_rng([self.seed, self.epoch, i]))
             meta.update(ratio=None, pad=None)
@@ -156,11 +165,7 @@ class DetectionDataset(Dataset):
             canvas, lab = mosaic4([p[0] for p in parts], [p[1] for p in parts], s, rng)
             img, lab = random_affine(canvas, lab, rng, cfg, border=-(s // 2))
         else:
-            img0 = self.load_image(i)
-            img, ratio, pad = letterbox(img0, s, auto=False, scaleup=True)
-            lab = self.pixel_labels(i, img0.shape[1] * ratio[0], img0.shape[0] * ratio[1])
-            lab[:, [1, 3]] += pad[0]
-            lab[:, [2, 4]] += pad[1]
+            img, lab, _, _ = self._letterboxed(i)
             img, lab = random_affine(img, lab, rng, cfg)
         img = augment_hsv(img, rng, cfg.hsv_h, cfg.hsv_s, cfg.hsv_v)
         if rng.random() < cfg.fliplr:

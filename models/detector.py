@@ -47,7 +47,8 @@ class Detector(nn.Module):
 
     ``forward(x)``: ``x`` float ``Tensor[bs, 3, H, W]`` in 0..1, H and W multiples of 32. Training mode
     returns per-level logits ``[Tensor[bs, na, H/16, W/16, 5 + nc], Tensor[bs, na, H/32, W/32, 5 + nc]]``;
-    eval mode ``Tensor[bs, N, 5 + nc]`` ``[x1, y1, x2, y2 (input pixels), obj, cls scores...]`` (sigmoids).
+    eval mode ``Tensor[bs, N, 5 + nc]`` ``[x1, y1, x2, y2 (input pixels), obj, cls scores...]`` (sigmoids), and
+    with ``forward(x, raw=True)`` the pair ``(that tensor, the training-mode logits)``.
     """
 
     def __init__(
@@ -88,9 +89,10 @@ class Detector(nn.Module):
         """
         return {"anchors": self.anchors_px.detach().cpu().clone(), "strides": self.strides, "num_classes": self.nc}
 
-    def forward(self, x: Tensor) -> list[Tensor] | Tensor:
+    def forward(self, x: Tensor, raw: bool = False) -> list[Tensor] | Tensor | tuple[Tensor, list[Tensor]]:
+        """See the class docstring; ``raw=True`` in eval mode returns ``(decoded, per-level logits)``."""
         check_input(x)
-        return self.head(self.body(x))
+        return self.head(self.body(x), raw=raw)
 
     def extra_repr(self) -> str:
         return f"cfg={self.cfg_name!r}, nc={self.nc}"

@@ -113,8 +113,11 @@ class Detect(nn.Module):
         out = torch.cat((xy - half, xy + half, p[..., 4:].sigmoid()), -1)
         return out.view(bs, na * ny * nx, self.no)
 
-    def forward(self, feats: Sequence[Tensor]) -> list[Tensor] | Tensor:
-        """``feats``: per level ``Tensor[bs, C_i, ny_i, nx_i]``. Training: list of logits; eval: decoded boxes."""
+    def forward(
+        self, feats: Sequence[Tensor], raw: bool = False
+    ) -> list[Tensor] | Tensor | tuple[Tensor, list[Tensor]]:
+        """``feats``: per level ``Tensor[bs, C_i, ny_i, nx_i]``. Training: list of logits; eval: decoded boxes,
+        or ``(decoded, logits)`` with ``raw=True`` (one pass feeds both NMS and a validation loss)."""
         logits = []
         for conv, f in zip(self.m, feats):
             y = conv(f)
@@ -124,7 +127,8 @@ class Detect(nn.Module):
             logits.append(y.view(bs, self.na, self.no, ny, nx).permute(0, 1, 3, 4, 2))
         if self.training:
             return logits
-        return torch.cat([self.decode_level(i, p) for i, p in enumerate(logits)], 1)
+        decoded = torch.cat([self.decode_level(i, p) for i, p in enumerate(logits)], 1)
+        return (decoded, logits) if raw else decoded
 
     def extra_repr(self) -> str:
         return f"nc={self.nc}, na={self.na}, strides={self.strides}, decode={self.decode!r}, scale_x_y={self.scale_x_y}"

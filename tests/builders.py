@@ -130,3 +130,23 @@ def check_boxes(img, labels, originals=None, margin=4):
             if int(c) not in kept:
                 visible = colour_mask(img, COLOURS[int(c)]).sum()
                 assert visible < 0.35 * (x2 - x1) * (y2 - y1), f"class {c} dropped with {visible} px visible"
+
+
+# --- trainer tests (tiny runs on the conftest ``tiny_data`` fixture) ------------------------------------------
+def train_args(data, project, *extra: str) -> list[str]:
+    """tools/train.py flags for a tiny CPU run: 64 px, batch 8, 1 epoch, no workers."""
+    return ["--data", str(data), "--project", str(project), "--imgsz", "64", "--batch-size", "8", "--epochs", "1",
+            "--workers", "0", "--device", "cpu", *extra]  # fmt: skip
+
+
+def make_trainer(data, project, *extra: str):
+    """A :class:`tools.training.trainer.Trainer` built from :func:`train_args` in ``project/exp``."""
+    from tools import train
+    from tools.training import dist
+    from tools.training.hyp import load_hyp
+    from tools.training.trainer import Trainer
+
+    opt = train.parse_opt(train_args(data, project, *extra))
+    save_dir = project / "exp"
+    save_dir.mkdir(parents=True, exist_ok=True)
+    return Trainer(opt, load_hyp(None), save_dir, dist.DistInfo(), torch.device("cpu"))

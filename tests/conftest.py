@@ -39,3 +39,23 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """A data YAML over 16 train and 8 val demo images (txt lists), with the demo's names (trainer tests)."""
+    import yaml
+
+    from data.demo import ensure_demo
+
+    demo = ensure_demo(tmp_path_factory.mktemp("demo"))
+    root = demo.parent
+    out = tmp_path_factory.mktemp("tiny")
+    train_imgs = sorted((root / "images" / "train").iterdir())[:16]
+    val_imgs = sorted((root / "images" / "val").iterdir())[:8]
+    (out / "train.txt").write_text("\n".join(str(p) for p in train_imgs))
+    (out / "val.txt").write_text("\n".join(str(p) for p in val_imgs))
+    names = yaml.safe_load(demo.read_text())["names"]
+    data = {"path": str(out), "train": "train.txt", "val": "val.txt", "names": names}
+    (out / "tiny.yaml").write_text(yaml.safe_dump(data))
+    return out / "tiny.yaml"

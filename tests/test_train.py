@@ -11,47 +11,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from builders import make_trainer
+from builders import train_args as args
 
-from data.demo import ensure_demo
 from models.checkpoint import load_checkpoint
 from tools import train
-from tools.training import dist
-from tools.training.hyp import load_hyp
 from tools.training.results import COLUMNS
 from tools.training.setup import TrainingError
 from tools.training.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    """A data YAML over 16 train and 8 val demo images (txt lists), with the demo's names."""
-    demo = ensure_demo(tmp_path_factory.mktemp("demo"))
-    root = demo.parent
-    out = tmp_path_factory.mktemp("tiny")
-    train_imgs = sorted((root / "images" / "train").iterdir())[:16]
-    val_imgs = sorted((root / "images" / "val").iterdir())[:8]
-    (out / "train.txt").write_text("\n".join(str(p) for p in train_imgs))
-    (out / "val.txt").write_text("\n".join(str(p) for p in val_imgs))
-    import yaml
-
-    names = yaml.safe_load(demo.read_text())["names"]
-    (out / "tiny.yaml").write_text(yaml.safe_dump({"path": str(out), "train": "train.txt", "val": "val.txt",
-                                                   "names": names}))  # fmt: skip
-    return out / "tiny.yaml"
-
-
-def args(data: Path, project: Path, *extra: str) -> list[str]:
-    return ["--data", str(data), "--project", str(project), "--imgsz", "64", "--batch-size", "8", "--epochs", "1",
-            "--workers", "0", "--device", "cpu", *extra]  # fmt: skip
-
-
-def make_trainer(data: Path, project: Path, *extra: str) -> Trainer:
-    opt = train.parse_opt(args(data, project, *extra))
-    save_dir = project / "exp"
-    save_dir.mkdir(parents=True, exist_ok=True)
-    return Trainer(opt, load_hyp(None), save_dir, dist.DistInfo(), torch.device("cpu"))
 
 
 def rows(run: Path) -> list[dict[str, float]]:

@@ -22,8 +22,8 @@ from tools.training.optim import CHOICES  # noqa: E402
 from tools.training.runs import increment_path, latest_run  # noqa: E402
 
 # the demo setting: tuned so the default command finishes in about 10 minutes on 2 CPU cores
-DEMO_DEFAULTS = {"imgsz": 256, "epochs": 40, "batch_size": 16, "optimizer": "auto"}
-OTHER_DEFAULTS = {"imgsz": 640, "epochs": 100, "batch_size": 16, "optimizer": "SGD"}
+DEMO_DEFAULTS = {"imgsz": 256, "epochs": 40, "batch_size": 16}
+OTHER_DEFAULTS = {"imgsz": 640, "epochs": 100, "batch_size": 16}
 
 
 def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,9 +40,13 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing eps in [0, 1)")
     p.add_argument("--label-smoothing-kind", default="yolo", choices=SMOOTHING_KINDS,
                    help="class targets: yolo (1-eps/2, eps/2), uniform (eps/K), prior, online")  # fmt: skip
-    p.add_argument("--optimizer", default=None, choices=CHOICES,
-                   help="default SGD (yolov5); demo data: auto (ultralytics v8: AdamW for short runs)")  # fmt: skip
+    p.add_argument("--optimizer", default="auto", choices=CHOICES,
+                   help="auto (ultralytics v8): AdamW lr0 0.002*5/(4+nc) for <= 10k steps, else SGD")  # fmt: skip
     p.add_argument("--cos-lr", action="store_true", help="cosine learning-rate schedule")
+    p.add_argument("--close-mosaic", type=int, default=10, help="train the last N epochs without mosaic (0: never)")
+    p.add_argument("--cache", nargs="?", const="ram", default=None, choices=("ram",),
+                   help="keep decoded, resized images in RAM (--cache or --cache ram)")  # fmt: skip
+    p.add_argument("--noautoanchor", action="store_true", help="keep the model's anchors (no best-recall check)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", nargs="?", const=True, default=False, help="resume the latest run or a last.pt")
     p.add_argument("--project", default="runs/train")
@@ -76,8 +80,8 @@ def check_opt(opt: argparse.Namespace, world_size: int) -> None:
         raise ValueError(f"--imgsz must be a multiple of 32 (the largest stride), got {opt.imgsz}")
     if opt.batch_size % world_size:
         raise ValueError(f"--batch-size {opt.batch_size} must be a multiple of the {world_size} ranks")
-    if opt.clip_grad < 0 or opt.workers < 0 or opt.max_nonfinite < 1:
-        raise ValueError("--clip-grad and --workers must be >= 0, --max-nonfinite >= 1")
+    if opt.clip_grad < 0 or opt.workers < 0 or opt.max_nonfinite < 1 or opt.close_mosaic < 0:
+        raise ValueError("--clip-grad, --workers and --close-mosaic must be >= 0, --max-nonfinite >= 1")
 
 
 def run(opt: argparse.Namespace) -> Path:
@@ -95,7 +99,8 @@ def run(opt: argparse.Namespace) -> Path:
         last = latest_run(opt.project) if opt.resume is True else Path(opt.resume)
         ckpt = load_checkpoint(last)
         keep = {"device": opt.device, "workers": opt.workers}
-        opt = argparse.Namespace(**{**ckpt["opt"], **keep, "resume": str(last)})
+        # options added since the checkpoint was written take their defaults
+        opt = argparse.Namespace(**{**vars(parse_opt([])), **ckpt["opt"], **keep, "resume": str(last)})
         save_dir = last.parent.parent
         hyp = check_hyp(dict(ckpt["hyp"]), f"{last} hyp")
     else:

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .calibration import Calibration, detection_ece
+from .calib_metrics import CalibrationFigures, DetectionTable, calibration_figures, detection_table, reliability
+from .calibration import Calibration
 from .coco import STAT_NAMES, CocoStats, coco_evaluate
 from .cocojson import atomic_write_json, check_detections, check_ground_truth, read_json
 from .report import format_per_class, format_stats
@@ -39,6 +40,11 @@ class EvalResult:
     # the checked inputs, for the run-folder plots (confusion matrix, P/R/F1 curves); not serialised
     detections: list[dict] = field(default_factory=list, repr=False)
     ground_truth: dict | None = field(default=None, repr=False)
+    # D-ECE, position-aware D-ECE and LaECE at each operating threshold (calib_metrics.OPERATING_POINTS)
+    figures: list[CalibrationFigures] = field(default_factory=list)
+    table: DetectionTable | None = field(default=None, repr=False)  # matched detections, for reliability plots
+    before: EvalResult | None = None  # the uncalibrated evaluation when a post-hoc calibrator was applied
+    val_loss: list[float] | None = None  # mean loss items over the batches, when a val_loss was given
 
     @property
     def stats(self) -> list[float]:
@@ -73,6 +79,8 @@ class EvalResult:
             "images": self.n_images,
             "detections": self.n_detections,
             "speed_ms_per_image": self.speed or None,
+            "calibration_figures": [f.to_dict() for f in self.figures],
+            "before_calibrator": None if self.before is None else self.before.to_dict(),
         }
 
     def write_json(self, path: str | os.PathLike) -> Path:
@@ -90,6 +98,11 @@ class EvalResult:
                 f"D-ECE {c.ece:.4f} over {c.n} detections (conf >= {c.conf_thres:g}, IoU >= {c.iou_thres:g}, "
                 f"{len(c.counts)} bins)"
             )
+        parts += [f"calibration at {f.line()}" for f in self.figures]
+        if self.before is not None:
+            b = self.before
+            parts.append(f"before the post-hoc calibrator: mAP50-95 {b.map:.4f}, mAP50 {b.map50:.4f}")
+            parts += [f"before the post-hoc calibrator, calibration at {f.line()}" for f in b.figures]
         return "\n".join(parts)
 
 
@@ -132,8 +145,10 @@ def evaluate_results(
         if missing:
             raise ValueError(f"img_ids not in the ground truth {gt_source}: {missing[:5]} ({len(missing)} in all)")
     coco = coco_evaluate(gt_checked, detections, backend, img_ids)
+    table: DetectionTable | None = None
     try:
-        cal: Calibration | None = detection_ece(gt_checked, detections, calib_bins, calib_conf, 0.5, img_ids)
+        table = detection_table(gt_checked, detections, 0.5, img_ids)
+        cal: Calibration | None = reliability(table, calib_conf, calib_bins)
     except ValueError as e:
         if "confidences in [0, 1]" not in str(e):
             raise
@@ -142,4 +157,6 @@ def evaluate_results(
     ids = set(img_ids) if img_ids is not None else None
     n_images = len(gt_checked["images"]) if ids is None else len(ids)
     n_det = len(detections) if ids is None else sum(d["image_id"] in ids for d in detections)
-    return EvalResult(coco, cal, n_images, n_det, detections=detections, ground_truth=gt_checked)
+    figures = [] if table is None else calibration_figures(table, bins=calib_bins)
+    return EvalResult(coco, cal, n_images, n_det, detections=detections, ground_truth=gt_checked, figures=figures,
+                      table=table)  # fmt: skip

@@ -9,15 +9,15 @@ Distributed (``torchrun``, ``torch.distributed`` initialised with world size > 1
 images ``rank, rank + world, ...`` (no padding duplicates, unlike ``DistributedSampler``), rank 0 gathers
 the results with ``gather_object`` and evaluates; the other ranks get ``None``.
 
-Validation losses are not computed here: eval mode returns decoded boxes, not the raw head output a loss
-needs; a trainer that wants ``val/box_loss`` computes it itself in its own pass.
+Validation losses come from the same forward pass when a ``val_loss`` callable is given: the model is
+called as ``model(x, raw=True)`` and returns the decoded boxes together with the per-level logits.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +28,7 @@ from data.datasets import collate_fn
 from data.letterbox import unletterbox_boxes
 from models.postprocess import non_max_suppression
 
+from .calibrators import apply_calibrator, calibrate_results
 from .cocojson import detections_to_coco
 from .evaluate import EvalResult, evaluate_results
 
@@ -119,6 +120,8 @@ class InferenceOutput:
     results: list[dict] = field(default_factory=list)
     image_ids: list[Any] = field(default_factory=list)
     times: dict[str, float] = field(default_factory=lambda: {"pre": 0.0, "inference": 0.0, "nms": 0.0})
+    loss_sum: torch.Tensor | None = None  # sum over batches of the val_loss items (when asked for)
+    loss_batches: int = 0
 
 
 def _sync(device: torch.device) -> None:
@@ -173,11 +176,17 @@ def infer(
     amp: bool = False,
     cat_ids: Sequence[int] | None = None,
     multi_label: bool = True,
+    calibrator: Any = None,
+    val_loss: Callable[[list[torch.Tensor], torch.Tensor], torch.Tensor] | None = None,
 ) -> InferenceOutput:
     """Run ``model`` over ``loader`` (batches of ``data.datasets.collate_fn``) and collect COCO results.
 
     ``amp`` runs the forward pass under fp16 autocast on CUDA (ignored on CPU); box math after the model
     is float32. ``cat_ids[cls]`` is each class's category id (default: ``loader.dataset.cat_ids``).
+    ``calibrator`` (a checkpoint's ``"calibrator"`` state or a ``calibrators.Calibrator``): applied to the
+    final confidences after NMS (:func:`tools.evaluation.calibrators.apply_calibrator`).
+    ``val_loss(logits, targets) -> items``: also run on the same forward pass (``model(x, raw=True)`` returns
+    the decoded boxes and the per-level logits), summed into ``loss_sum`` (a trainer's validation losses).
     """
     if cat_ids is None:
         cat_ids = getattr(_base_dataset(getattr(loader, "dataset", None)), "cat_ids", None)
@@ -189,12 +198,19 @@ def infer(
     out = InferenceOutput()
     use_amp = amp and device.type == "cuda"
     try:
-        for imgs, _labels, _paths, metas in loader:
+        for imgs, labels, _paths, metas in loader:
             t0 = time.perf_counter()
             x = imgs.to(device, non_blocking=True).float() / 255.0
             _sync(device)
             t1 = time.perf_counter()
-            pred = forward_decoded(model, x, use_amp)
+            if val_loss is None:
+                pred = forward_decoded(model, x, use_amp)
+            else:
+                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+                    pred, raw = model(x, raw=True)
+                items = val_loss(raw, labels.to(device)).detach().float()
+                out.loss_sum = items if out.loss_sum is None else out.loss_sum + items
+                out.loss_batches += 1
             _sync(device)
             t2 = time.perf_counter()
             dets = postprocess(pred, metas, conf_thres, iou_thres, max_det, multi_label)
@@ -202,7 +218,8 @@ def infer(
                 image_id = _meta(meta, "image_id")
                 out.image_ids.append(image_id)
                 if len(det):
-                    out.results += detections_to_coco(det[:, :4], det[:, 4], det[:, 5], image_id, cat_ids)
+                    score = apply_calibrator(calibrator, det[:, 4], det[:, 5])
+                    out.results += detections_to_coco(det[:, :4], score, det[:, 5], image_id, cat_ids)
             t3 = time.perf_counter()
             out.times["pre"] += t1 - t0
             out.times["inference"] += t2 - t1
@@ -248,6 +265,8 @@ def evaluate_model(
     calib_bins: int = 10,
     calib_conf: float = 0.0,
     save_json: str | os.PathLike | None = None,
+    calibrator: Any = None,
+    val_loss: Callable[[list[torch.Tensor], torch.Tensor], torch.Tensor] | None = None,
 ) -> EvalResult | None:
     """Infer ``model`` on ``dataset`` and COCO-evaluate the results against ``gt`` (its COCO ground truth).
 
@@ -257,6 +276,10 @@ def evaluate_model(
             ``dataset`` are evaluated. None: built from the dataset's labels (``ground_truth_from_dataset``).
         backend: ``"faster"`` by default (per-epoch validation), ``"pycocotools"`` for the reference.
         save_json: also write the COCO results there (rank 0, atomically).
+        calibrator: a post-hoc calibrator (a checkpoint's ``"calibrator"`` state): the results are calibrated
+            after NMS, and the returned result's ``.before`` is the evaluation of the same pass uncalibrated.
+        val_loss: ``val_loss(logits, targets) -> loss items`` computed in the same forward pass (see :func:`infer`);
+            their mean over batches (all ranks) is the result's ``.val_loss``.
 
     Returns:
         ``EvalResult`` on rank 0 (``.speed``: milliseconds per image for pre/inference/nms), ``None`` elsewhere.
@@ -274,7 +297,9 @@ def evaluate_model(
         collate_fn=collate_fn,
         pin_memory=dev.type == "cuda",
     )
-    part = infer(model, loader, dev, conf_thres, iou_thres, max_det, amp, _base_dataset(dataset).cat_ids)
+    part = infer(model, loader, dev, conf_thres, iou_thres, max_det, amp, _base_dataset(dataset).cat_ids,
+                 val_loss=val_loss)  # fmt: skip
+    all_parts = [part]
     if world > 1:
         parts: list[Any] | None = [None] * world if rank == 0 else None
         torch.distributed.gather_object(part, parts, dst=0)
@@ -283,14 +308,25 @@ def evaluate_model(
         assert parts is not None
         results = [r for p in parts for r in p.results]
         image_ids = [i for p in parts for i in p.image_ids]
+        all_parts = list(parts)
     else:
         results, image_ids = part.results, part.image_ids
-    if save_json is not None:
-        atomic_write_json(save_json, results)
     if gt is None:
         gt = ground_truth_from_dataset(dataset)
     ids = list(dict.fromkeys(image_ids))
+    before = None
+    if calibrator is not None:
+        before = evaluate_results(gt, results, backend=backend, img_ids=ids, calib_bins=calib_bins,
+                                  calib_conf=calib_conf)  # fmt: skip
+        results = calibrate_results(results, calibrator, _base_dataset(dataset).cat_ids)
+    if save_json is not None:
+        atomic_write_json(save_json, results)
     res = evaluate_results(gt, results, backend=backend, img_ids=ids, calib_bins=calib_bins, calib_conf=calib_conf)
+    res.before = before
+    if val_loss is not None:
+        sums = [p.loss_sum.cpu() for p in all_parts if p.loss_sum is not None]
+        batches = sum(p.loss_batches for p in all_parts)
+        res.val_loss = (torch.stack(sums).sum(0) / max(batches, 1)).tolist() if sums else [0.0, 0.0, 0.0]
     n = max(len(ids), 1)
     res.speed = {k: 1000.0 * v / n for k, v in part.times.items()}  # rank 0's stages, ms per image of all ranks
     return res

@@ -28,6 +28,7 @@ COLUMNS = (
     "train/clipped_value_frac",
     "train/nonfinite_steps",
     "metrics/D-ECE",
+    "time",
 )
 
 

@@ -13,6 +13,7 @@ from data.datasets import build_dataset, coco_gt_for
 from data.demo import ensure_demo
 from data.yaml_io import load_data_yaml
 from detloss import LossConfig, YoloLoss, scale_yolov5_hyp
+from detloss.autoanchor import check_anchors, label_wh
 from detloss.smoothing import class_prior_from_counts
 from models import build_model
 from models.checkpoint import load_checkpoint
@@ -49,6 +50,10 @@ def resolve_data(data: str | None) -> tuple[dict[str, Any], str]:
 def build_datasets(d: dict[str, Any], opt: argparse.Namespace, hyp: dict[str, float]) -> tuple[Any, Any, Any]:
     train = build_dataset(d, "train", opt.imgsz, augment=True, hyp=hyp, seed=opt.seed)
     val = build_dataset(d, "val", opt.imgsz, augment=False)
+    cache = getattr(opt, "cache", None)
+    if cache:
+        train.cache_images(cache)
+        val.cache_images(cache)
     return train, val, coco_gt_for(d, "val")
 
 
@@ -93,3 +98,22 @@ def build_loss(model: Any, opt: argparse.Namespace, hyp: dict[str, float], train
                 counts += np.bincount(cls, minlength=kw["num_classes"])
         prior = class_prior_from_counts(torch.as_tensor(counts), pseudo_count=1.0)
     return YoloLoss(**kw, config=cfg, class_prior=prior)
+
+
+def autoanchor(model: Any, train_ds: Any, hyp: dict[str, float], opt: argparse.Namespace, verbose: bool = True) -> bool:
+    """yolov5's autoanchor: check the best possible recall of the model's anchors on the training box shapes
+    (at ``--imgsz``, ``anchor_t`` from the hyp) and, below 0.98, fit new ones (:mod:`detloss.autoanchor`).
+    New anchors are written into the model's head (they travel in its checkpoints). Returns True if changed."""
+    wh = label_wh(train_ds.shapes, train_ds.labels, opt.imgsz, seed=opt.seed)
+    if len(wh) == 0:
+        if verbose:
+            print("autoanchor: no boxes in the training labels, anchors kept")
+        return False
+    head = model.head
+    res = check_anchors(wh, head.anchors_px.detach().cpu(), thr=hyp["anchor_t"], seed=opt.seed)
+    if verbose:
+        print(res.message())
+    if res.changed:
+        with torch.no_grad():
+            head.anchors_px.copy_(res.anchors.to(head.anchors_px))
+    return res.changed

@@ -11,6 +11,7 @@ import argparse
 import math
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +23,28 @@ from data.datasets import collate_fn
 from detloss import split_ignore
 from models.checkpoint import save_checkpoint, unwrap
 from tools.evaluation.inference import evaluate_model
-from tools.evaluation.runplots import save_batch_image, write_train_start_plots
+from tools.evaluation.runplots import save_batch_image, write_train_start_plots, write_val_plots
 
-from . import dist
+from . import console, dist
 from .clipping import clip_grad_value_counted
 from .ema import ModelEMA
 from .optim import build_optimizer, interp, lr_lambda, resolve_optimizer
 from .results import append_row, plot_results
 from .runs import save_yaml
-from .setup import TrainingError, build_datasets, build_loss, build_net, resolve_data
+from .setup import TrainingError, autoanchor, build_datasets, build_loss, build_net, resolve_data
 from .state import precision_recall, rng_state, seed_everything, set_rng_state
+from .timing import NullTimer, timed_iter
 
 NBS = 64  # nominal batch size
 
-try:  # OpenCV's own thread pool in every dataloader worker oversubscribes the cores torch already uses (yolov5 too)
-    import cv2
 
+def _no_cv2_threads(_worker_id: int = 0) -> None:
+    """OpenCV's own thread pool in each loader process would oversubscribe the cores torch already uses."""
+    try:
+        import cv2
+    except ImportError:  # pragma: no cover - opencv is in the train extra
+        return
     cv2.setNumThreads(0)
-except ImportError:  # pragma: no cover - opencv is in the train extra
-    pass
 
 
 class Trainer:
@@ -48,10 +52,17 @@ class Trainer:
                  device: torch.device, resume_ckpt: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.opt, self.hyp, self.save_dir, self.info, self.device = opt, dict(hyp), save_dir, info, device
         self.wdir = save_dir / "weights"
+        self.timer: Any = NullTimer()  # tools/bench_train.py swaps in a StageTimer
+        _no_cv2_threads()
         seed_everything(opt.seed + info.rank)
         self.data, self.data_name = resolve_data(opt.data)
         self.train_ds, self.val_ds, self.val_gt = build_datasets(self.data, opt, hyp)
-        self.model = build_net(opt, self.data).to(device)
+        self.model = build_net(opt, self.data)
+        if resume_ckpt is not None:  # anchors (a buffer) and weights first: the loss is built from the anchors
+            self.model.load_state_dict(resume_ckpt["model"])
+        elif not getattr(opt, "noautoanchor", False):
+            autoanchor(self.model, self.train_ds, hyp, opt, verbose=info.main)
+        self.model.to(device)
         self.loss_fn = build_loss(self.model, opt, hyp, self.train_ds).to(device)
         self.batch = opt.batch_size // info.world_size
         self.accumulate = max(round(NBS / opt.batch_size), 1)
@@ -69,6 +80,10 @@ class Trainer:
         self.ema = ModelEMA(self.model)  # on every rank: each infers its val shard with it
         self.start_epoch, self.best_fitness, self.best_epoch = 0, -1.0, -1
         self.nonfinite_total = 0
+        self.elapsed = 0.0  # training seconds before this process (resume)
+        self.t0 = time.time()
+        self.best_row: dict[str, float] | None = None
+        self.final_table: str | None = None
         if resume_ckpt is not None:
             self._restore(resume_ckpt)
         if info.enabled:
@@ -89,8 +104,13 @@ class Trainer:
         self.start_epoch = int(ckpt["epoch"]) + 1
         self.best_fitness, self.best_epoch = float(ckpt["best_fitness"]), int(ckpt["best_epoch"])
         self.nonfinite_total = int(ckpt.get("nonfinite_total", 0))
-        self.scheduler.last_epoch = self.start_epoch  # LambdaLR steps once per finished epoch
-        self.scheduler.base_lrs = [g["initial_lr"] for g in self.optimizer.param_groups]
+        self.elapsed = float(ckpt.get("elapsed", 0.0))
+        self.best_row = ckpt.get("best_row")
+        if ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        else:  # checkpoints from before the scheduler was saved: LambdaLR steps once per finished epoch
+            self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.lf, last_epoch=self.start_epoch - 1)
+            self.scheduler.step()
         if ckpt.get("rng") is not None and self.info.rank == 0:
             set_rng_state(ckpt["rng"])
         if self.start_epoch >= self.opt.epochs:
@@ -103,6 +123,7 @@ class Trainer:
         extra = dict(
             ema=self.ema.ema, updates=self.ema.updates, optimizer=self.optimizer.state_dict(),
             scaler=self.scaler.state_dict(), loss=self.loss_fn.state_dict(), epoch=epoch,
+            scheduler=self.scheduler.state_dict(), elapsed=time.time() - self.t0, best_row=self.best_row,
             best_fitness=self.best_fitness, best_epoch=self.best_epoch, nonfinite_total=self.nonfinite_total,
             opt=vars(self.opt), hyp=self.hyp, rng=rng_state(), interrupted=interrupted,
             date=time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -121,7 +142,13 @@ class Trainer:
                 write_train_start_plots(self.save_dir, self.train_ds)  # labels.jpg
         last: dict[str, float] = {}
         stop = False
+        self.t0 = time.time() - self.elapsed
         for epoch in range(self.start_epoch, opt.epochs):
+            if opt.close_mosaic and epoch == max(opt.epochs - opt.close_mosaic, 0) and self.train_ds.aug.mosaic > 0:
+                if info.main:
+                    print(f"closing mosaic: the last {opt.epochs - epoch} epochs train on single images")
+            if opt.close_mosaic and epoch >= opt.epochs - opt.close_mosaic:
+                self.train_ds.aug = replace(self.train_ds.aug, mosaic=0.0)
             try:
                 train_row = self.train_epoch(epoch)
             except KeyboardInterrupt:
@@ -132,11 +159,13 @@ class Trainer:
                 raise
             self.scheduler.step()
             final = epoch + 1 == opt.epochs
-            val_row = self.validate() if (not opt.noval or final) else _empty_val()
+            with self.timer("validation"):
+                val_row = self.validate(final) if (not opt.noval or final) else _empty_val()
             fitness = 0.1 * val_row["metrics/mAP_0.5"] + 0.9 * val_row["metrics/mAP_0.5:0.95"]
             if fitness > self.best_fitness:
                 self.best_fitness, self.best_epoch = fitness, epoch
-            last = {"epoch": epoch, **train_row, **val_row}
+                self.best_row = {k: float(v) for k, v in val_row.items()}
+            last = {"epoch": epoch, **train_row, **val_row, "time": time.time() - self.t0}
             if info.main:
                 append_row(self.save_dir / "results.csv", last)
                 if self.tb is not None:
@@ -152,6 +181,10 @@ class Trainer:
                 break
         if info.main and (self.save_dir / "results.csv").exists():
             plot_results(self.save_dir / "results.csv")
+        if info.main and last:
+            done = int(last["epoch"]) + 1 - self.start_epoch
+            print(console.final_summary(done, time.time() - self.t0, self.best_epoch, self.best_row, self.save_dir,
+                                        self.final_table))  # fmt: skip
         return last
 
     def _loader(self, epoch: int) -> DataLoader:
@@ -163,7 +196,8 @@ class Trainer:
             sampler.set_epoch(epoch)
         return DataLoader(self.train_ds, batch_size=self.batch, shuffle=sampler is None, sampler=sampler,
                           generator=g if sampler is None else None, num_workers=self.opt.workers,
-                          collate_fn=collate_fn, pin_memory=self.device.type == "cuda", drop_last=False)  # fmt: skip
+                          collate_fn=collate_fn, pin_memory=self.device.type == "cuda", drop_last=False,
+                          worker_init_fn=_no_cv2_threads, persistent_workers=False)  # fmt: skip
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         opt, hyp, model = self.opt, self.hyp, self.model
@@ -178,8 +212,11 @@ class Trainer:
         consecutive = 0
         last_opt_step = epoch * nb - 1
         accumulate = self.accumulate
-        pbar = _progress(loader, nb, self.info.main)
+        if self.info.main:
+            print(console.train_header())
+        pbar = _progress(timed_iter(loader, self.timer), nb, self.info.main)
         self.optimizer.zero_grad()
+        pending = False  # gradients accumulated since the last optimizer step
         for i, (imgs, targets, _, _) in enumerate(pbar):
             ni = i + nb * epoch
             imgs = imgs.to(self.device, non_blocking=True).float() / 255
@@ -195,9 +232,10 @@ class Trainer:
                     g["lr"] = interp(ni, xi, (start, g["initial_lr"] * self.lf(epoch)))
                     if "momentum" in g:
                         g["momentum"] = interp(ni, xi, (hyp["warmup_momentum"], hyp["momentum"]))
-            with torch.autocast(self.device.type, enabled=self.amp):
+            with self.timer("forward"), torch.autocast(self.device.type, enabled=self.amp):
                 preds = model(imgs)
-            loss, items = self.loss_fn(preds, targets, ignore)  # built with check_finite=False: checked here, once
+            with self.timer("loss"):
+                loss, items = self.loss_fn(preds, targets, ignore)  # built with check_finite=False: checked here, once
             if self.info.enabled:
                 loss = loss * self.info.world_size  # DDP averages gradients over ranks
             if not bool(torch.isfinite(loss)):
@@ -212,9 +250,13 @@ class Trainer:
                     )
                 continue
             consecutive = 0
-            self.scaler.scale(loss).backward()
+            with self.timer("backward"):
+                self.scaler.scale(loss).backward()
+            pending = True
             if ni - last_opt_step >= accumulate or i == nb - 1:
-                norm = self._step()
+                pending = False
+                with self.timer("optimizer"):
+                    norm = self._step()
                 if norm is not None:
                     norms.append(norm)
                     clipped += int(opt.clip_grad > 0 and norm > opt.clip_grad)
@@ -224,10 +266,15 @@ class Trainer:
             seen += imgs.shape[0]
             if self.info.main:
                 mem = f"{torch.cuda.memory_reserved(self.device) / 1e9:.3g}G" if self.device.type == "cuda" else "0G"
-                pbar.set_description(
-                    f"{epoch}/{opt.epochs - 1} {mem} box {mloss[0]:.4f} obj {mloss[1]:.4f} cls {mloss[2]:.4f} "
-                    f"inst {targets.shape[0]} size {imgs.shape[-1]}"
-                )
+                desc = console.train_desc(epoch, opt.epochs, mem, mloss, targets.shape[0], imgs.shape[-1])
+                pbar.set_description(desc)
+        if pending:  # the epoch's last batches were skipped as non-finite: step what was accumulated before them
+            with self.timer("optimizer"):
+                norm = self._step()
+            if norm is not None:
+                norms.append(norm)
+                clipped += int(opt.clip_grad > 0 and norm > opt.clip_grad)
+            steps += 1
         lrs = [g["lr"] for g in self.optimizer.param_groups]
         mloss = dist.all_mean(mloss)
         return {
@@ -255,42 +302,40 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------- val
     @torch.no_grad()
-    def validate(self) -> dict[str, float]:
+    def validate(self, final: bool = False) -> dict[str, float]:
+        """COCO mAP, calibration and the val losses of the EMA model, from one inference pass over the val set."""
         model = self.ema.ema
-        res = evaluate_model(model, self.val_ds, gt=self.val_gt, batch_size=self.batch * 2, device=self.device,
-                             workers=self.opt.workers, amp=self.amp, backend="faster")  # fmt: skip
-        vloss = self._val_loss(model)
+        was = self.loss_fn.training
+        self.loss_fn.eval()  # online smoothing must not learn from validation
+        try:
+            res = evaluate_model(model, self.val_ds, gt=self.val_gt, batch_size=self.batch * 2, device=self.device,
+                                 workers=self.opt.workers, amp=self.amp, backend="faster",
+                                 val_loss=self._val_items)  # fmt: skip
+        finally:
+            self.loss_fn.train(was)
         if res is None:  # non-zero ranks
             return _empty_val()
         p, r = precision_recall(res.coco.precision)
         ece = res.calibration.ece if res.calibration is not None else float("nan")
+        vloss = res.val_loss or [0.0, 0.0, 0.0]
+        if self.info.main:
+            inst = sum(int(c["instances"]) for c in res.coco.per_class)
+            print(console.val_header())
+            print(console.val_line("all", res.n_images, inst, p, r, res.map50, res.map))
+            if final:
+                self.final_table = console.class_table(res, res.n_images)
+                if not getattr(self.opt, "noplots", False):
+                    write_val_plots(self.save_dir, res, self.val_ds)  # confusion matrix, P/R/F1 curves, val batch 0
         return {
             "metrics/precision": p, "metrics/recall": r, "metrics/mAP_0.5": res.map50,
             "metrics/mAP_0.5:0.95": res.map, "val/box_loss": vloss[0], "val/obj_loss": vloss[1],
             "val/cls_loss": vloss[2], "metrics/D-ECE": ece,
         }  # fmt: skip
 
-    def _val_loss(self, model: torch.nn.Module) -> list[float]:
-        """Loss items on the val set: eval-mode body (BN frozen) with the head returning raw logits."""
-        head = model.head
-        loader = DataLoader(self.val_ds, batch_size=self.batch * 2, shuffle=False, num_workers=self.opt.workers,
-                            collate_fn=collate_fn)  # fmt: skip
-        was = self.loss_fn.training
-        self.loss_fn.eval()  # online smoothing must not learn from validation
-        total, n = torch.zeros(3, device=self.device), 0
-        head.train()
-        try:
-            for imgs, targets, _, _ in loader:
-                imgs = imgs.to(self.device).float() / 255
-                with torch.autocast(self.device.type, enabled=self.amp):
-                    preds = model(imgs)
-                targets, ignore = split_ignore(targets)
-                total += self.loss_fn(preds, targets.to(self.device), ignore.to(self.device))[1]
-                n += 1
-        finally:
-            head.eval()
-            self.loss_fn.train(was)
-        return (total / max(n, 1)).tolist()
+    def _val_items(self, logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
+        """Loss items ``(box, obj, cls)`` of one val batch (eval-mode body: BN frozen)."""
+        targets, ignore = split_ignore(targets)  # class -1 rows: ignore regions
+        return self.loss_fn(logits, targets, ignore)[1]
 
 
 def _empty_val() -> dict[str, float]:
