@@ -60,3 +60,12 @@ def test_per_class_pr_reads_best_f1_point():
     pr = console.per_class_pr(prec)
     assert pr[0] == (1.0, 1.0)
     assert pr[1][0] != pr[1][0]  # class 1 has no ground truth: nan
+
+
+def test_nominal_batch_keeps_small_datasets_stepping():
+    from tools.training.optim import nominal_batch
+
+    assert nominal_batch(600, 16) == 16  # the demo: one step a batch, 38 steps an epoch (yolov5's 64: 9)
+    assert nominal_batch(100_000, 16) == 64  # large data: yolov5's nominal batch
+    assert nominal_batch(1600, 16) == 40
+    assert nominal_batch(10, 32) == 32  # never below the batch

@@ -26,6 +26,16 @@ def resolve_optimizer(name: str, hyp: dict[str, float], n_images: int, batch: in
     return "AdamW", round(0.002 * 5 / (4 + nc), 6), 0.9
 
 
+MIN_STEPS_PER_EPOCH = 40
+
+
+def nominal_batch(n_images: int, batch: int, nbs: int = 64) -> int:
+    """The batch one optimizer step averages over: yolov5's nominal 64, lowered for small datasets so that an
+    epoch still has about :data:`MIN_STEPS_PER_EPOCH` steps (600 images at batch 16: 16, one step a batch;
+    yolov5's 64 would give 9 steps an epoch), never below the batch itself."""
+    return int(max(batch, min(nbs, n_images // MIN_STEPS_PER_EPOCH)))
+
+
 def build_optimizer(model: nn.Module, name: str, lr: float, momentum: float, decay: float) -> torch.optim.Optimizer:
     """Group 0: conv/linear weights (weight decay), group 1: norm weights (none), group 2: biases (none).
 

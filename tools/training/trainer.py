@@ -28,7 +28,7 @@ from tools.evaluation.runplots import save_batch_image, write_train_start_plots,
 from . import console, dist
 from .clipping import clip_grad_value_counted
 from .ema import ModelEMA
-from .optim import build_optimizer, interp, lr_lambda, resolve_optimizer
+from .optim import build_optimizer, interp, lr_lambda, nominal_batch, resolve_optimizer
 from .results import append_row, plot_results
 from .runs import save_yaml
 from .setup import TrainingError, autoanchor, build_datasets, build_loss, build_net, resolve_data
@@ -65,13 +65,21 @@ class Trainer:
         self.model.to(device)
         self.loss_fn = build_loss(self.model, opt, hyp, self.train_ds).to(device)
         self.batch = opt.batch_size // info.world_size
-        self.accumulate = max(round(NBS / opt.batch_size), 1)
+        self.nbs = nominal_batch(len(self.train_ds), opt.batch_size, NBS)
+        self.accumulate = max(round(self.nbs / opt.batch_size), 1)
         decay = hyp["weight_decay"] * opt.batch_size * self.accumulate / NBS
         name, lr0, momentum = resolve_optimizer(opt.optimizer, hyp, len(self.train_ds), opt.batch_size, opt.epochs,
                                                 self.loss_fn.nc, NBS)  # fmt: skip
         if opt.optimizer == "auto":
             self.hyp.update(lr0=lr0, momentum=momentum)
-            print(f"optimizer auto: {name} lr0={lr0} momentum={momentum}")
+            if name != "SGD":  # ultralytics v8 too: a 0.1 bias lr in warmup is far too high for Adam's steps
+                self.hyp["warmup_bias_lr"] = 0.0
+            if info.main:
+                wb = self.hyp["warmup_bias_lr"]
+                print(f"optimizer auto: {name} lr0={lr0} momentum={momentum} warmup_bias_lr={wb}")
+        if info.main:
+            steps = math.ceil(len(self.train_ds) / opt.batch_size / self.accumulate)
+            print(f"nominal batch {self.nbs}: {self.accumulate} x {opt.batch_size} images a step, {steps} an epoch")
         self.optimizer = build_optimizer(self.model, name, lr0, momentum, decay)
         self.lf = lr_lambda(opt.epochs, hyp["lrf"], opt.cos_lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda=self.lf)
@@ -226,7 +234,7 @@ class Trainer:
                 save_batch_image(imgs, targets, self.train_ds.names, self.save_dir / "train_batch0.jpg")  # augmented
             if ni <= nw:
                 xi = (0.0, float(nw))
-                accumulate = max(1, round(interp(ni, xi, (1.0, NBS / opt.batch_size))))
+                accumulate = max(1, round(interp(ni, xi, (1.0, self.nbs / opt.batch_size))))
                 for j, g in enumerate(self.optimizer.param_groups):
                     start = hyp["warmup_bias_lr"] if j == 2 else 0.0
                     g["lr"] = interp(ni, xi, (start, g["initial_lr"] * self.lf(epoch)))
