@@ -53,6 +53,11 @@ def test_dynamic_onnx_equals_torch(setup, bs):
     assert got.shape == ref.shape == (bs, 3 * (4 * 4 + 2 * 2), 5 + len(setup["data"]["names"]))
     assert (got - ref).abs().max().item() < 1e-4
     assert setup["dyn"].max_abs_diff < 1e-4  # the export's own check (batch 3 of one image)
+    if bs == 3:  # --dynamic frees height and width too (multiples of 32): the grid is computed in the graph
+        x = torch.nn.functional.interpolate(x, size=(96, 128))
+        with torch.no_grad():
+            ref = model(x)
+        assert (onnx_model(x) - ref).abs().max().item() < 1e-4 and ref.shape[1] == 3 * (6 * 8 + 3 * 4)
 
 
 def test_metadata_round_trip(setup):

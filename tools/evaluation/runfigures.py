@@ -103,6 +103,7 @@ def plot_labels(labels: Sequence[np.ndarray], names: Sequence[str], path: str | 
 
     ``labels``: per image ``[n, 5]`` ``cls, cx, cy, w, h`` normalised to the image (a dataset's ``.labels``).
     """
+    from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
 
     from tools.detection.annotate import class_colour
@@ -125,7 +126,8 @@ def plot_labels(labels: Sequence[np.ndarray], names: Sequence[str], path: str | 
     a_box.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", title="box shapes (up to 1000, centred)")
     for ax, (i, j), (xl, yl) in ((a_xy, (1, 2), ("x", "y")), (a_wh, (3, 4), ("width", "height"))):
         if len(lab):
-            ax.hist2d(lab[:, i], lab[:, j], bins=50, range=[[0, 1], [0, 1]], cmap="Blues", cmin=1)
+            # log colour scale from dark (1 box) to bright: single boxes stay visible next to dense cells
+            ax.hist2d(lab[:, i], lab[:, j], bins=50, range=[[0, 1], [0, 1]], cmap="viridis", cmin=1, norm=LogNorm())
         ax.set(xlabel=xl, ylabel=yl, xlim=(0, 1), ylim=(1, 0) if i == 1 else (0, 1), aspect="equal")
     a_xy.set_title("box centres (fraction of the image)")
     a_wh.set_title("box sizes (fraction of the image)")
