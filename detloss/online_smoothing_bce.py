@@ -21,14 +21,20 @@ another class k is raised from ``cn`` toward ``cp`` by ``(1 - alpha) * s_y[k]`` 
 Update (once per epoch, :meth:`next_epoch`): over the positives of class y whose sigmoid argmax is y (the
 paper's "correctly classified"), ``pbar_y`` is the mean sigmoid score vector, and::
 
-    s_y[k] = clip((pbar_y[k] - cn) / (pbar_y[y] - cn), 0, 1),   s_y[y] = 1
+    s_y[k] = clip((pbar_y[k] - cn) / (cp - cn), 0, 1),   s_y[y] = 1
 
-how far class k's score rises above the negative target, relative to how far the true class's score does.
-A class with no such positive (or ``pbar_y[y] <= cn``) keeps its column. ``supervise`` starts as the identity,
-so the first epoch is exactly the ``"yolo"`` kind. If the model fitted its targets exactly, the next
-statistic would be ``(1 - alpha) * s_y``: the similarity decays unless the data keep two classes confused
-(look-alike classes, noisy labels), as the paper's matrix also shrinks toward the hard label under a perfect
-fit. Nothing is accumulated in eval mode; ``S`` never gets a gradient; under DDP :meth:`next_epoch` sums the
+the model's own mean score for class k placed on the ``[cn, cp]`` scale, the BCE counterpart of the paper's
+"mean predicted probability of k" (so another class's target is ``cn + (1 - alpha) * (pbar_y[k] - cn)``, a
+blend of the plain negative and that mean score). The paper's diagonal (``alpha + (1 - alpha) * pbar_y[y]``)
+is *not* used: pinning the true class at ``cp`` is the point. A class with no such positive keeps its column.
+``supervise`` starts as the identity, so the first epoch is exactly the ``"yolo"`` kind. If the model fitted
+its targets exactly, the next statistic would be ``(1 - alpha) * s_y``: the similarity decays unless the data
+keep two classes confused (look-alike classes, noisy labels), as the paper's matrix also shrinks toward the
+hard label under a perfect fit. (Normalising by the true class's own rise, ``pbar_y[y] - cn``, instead of
+``cp - cn`` was tried and rejected: early in training all scores are similar, every ratio is near 1 and every
+negative target jumps to about 0.5, which in a short demo run inflated the scores: 729 detections above
+0.25 where plain smoothing had 6.)
+Nothing is accumulated in eval mode; ``S`` never gets a gradient; under DDP :meth:`next_epoch` sums the
 accumulators over ranks first (collective: every rank calls it).
 """
 
@@ -126,9 +132,8 @@ class OnlineLabelSmoothingBCE(nn.Module):
             dist.all_reduce(self.update, op=dist.ReduceOp.SUM, group=group)
             dist.all_reduce(self.idx_count, op=dist.ReduceOp.SUM, group=group)
         mean = self.update / self.idx_count.clamp_min(1).to(self.update.dtype)[None, :]
-        own = mean.diagonal() - self.cn  # [K]: the true class's rise above the negative target
-        seen = (self.idx_count > 0) & (own > 1e-6)
-        s = ((mean - self.cn) / own.clamp_min(1e-6)[None, :]).clamp(0.0, 1.0)
+        seen = self.idx_count > 0
+        s = ((mean - self.cn) / max(self.cp - self.cn, 1e-6)).clamp(0.0, 1.0)  # cp == cn only at eps = 1 (refused)
         s.fill_diagonal_(1.0)
         self.supervise.copy_(torch.where(seen[None, :], s, self.supervise))
         self.update.zero_()

@@ -270,7 +270,7 @@ def test_online_kind_targets_and_epoch_update():
     Updated with the BCE redesign (detloss.online_smoothing_bce): the old test pinned the sum-to-1 soft labels
     (target alpha*onehot + (1-alpha)*S[:, y] learned from sum-normalised sigmoid scores), the form that let
     true-positive class scores sink. Now the first epoch is the yolo pair (0.95, 0.05) and the update
-    measures each class's rise above cn relative to the true class's: s = (p - cn) / (p_y - cn).
+    puts each class's mean score on the [cn, cp] scale: s = (p - cn) / (cp - cn), s_y[y] = 1.
     """
     cfg = LossConfig(label_smoothing=0.1, label_smoothing_kind="online", ols_alpha=0.5, balance=(1.0,), box=0.0,
                      obj=0.0, cls=1.0)  # fmt: skip
@@ -290,7 +290,8 @@ def test_online_kind_targets_and_epoch_update():
     loss.train()
     loss.next_epoch()
     probs = torch.sigmoid(logits)
-    s1 = (probs - 0.05) / (probs[1] - 0.05)  # [0.5416, 1, 0.5416]
+    s1 = (probs - 0.05) / 0.9
+    s1[1] = 1.0  # [0.5, 1, 0.5]
     torch.testing.assert_close(loss.ols.supervise[:, 1], s1)
     torch.testing.assert_close(loss.ols.supervise[:, 0], torch.tensor([1.0, 0.0, 0.0]))  # no sample: kept
     off = 0.05 + 0.9 * 0.5 * s1[0]

@@ -40,7 +40,7 @@ def test_true_class_target_stays_at_cp_while_the_old_form_sinks():
         old_diag.append(float(0.5 + 0.5 * old.supervise[0, 0]))  # old BCE target of the true class
         probs = torch.cat([torch.full((8, 1), old_diag[-1]), probs[:, 1:]], 1)  # the model learns the old target
     assert old_diag[-1] < cp - 0.1 and old_diag == sorted(old_diag, reverse=True)
-    s = (0.4 - cn) / (0.9 - cn)  # class 1 rises 0.35 above cn where the true class rises 0.85
+    s = (0.4 - cn) / (cp - cn)  # class 1 mean score 0.4 on the [cn, cp] scale
     torch.testing.assert_close(new.supervise[:, 0], torch.tensor([1.0, s, 0.0]))
     torch.testing.assert_close(new.soft_targets(target[:1])[0], torch.tensor([cp, cn + 0.9 * 0.5 * s, cn]))
 
@@ -50,11 +50,11 @@ def test_perfect_fit_decays_the_similarity_and_wrong_rows_are_not_counted():
     ols.accumulate(torch.tensor([[0.8, 0.4], [0.3, 0.9]]), torch.tensor([0, 0]))  # row 2 misclassified: skipped
     assert ols.idx_count.tolist() == [1, 0]
     ols.next_epoch()
-    assert ols.supervise[1, 0].item() == pytest.approx(0.5)
-    fitted = ols.soft_targets(torch.tensor([0]))  # [1, 0.25]: a model that fits it exactly
+    assert ols.supervise[1, 0].item() == pytest.approx(0.4)  # eps 0: (cn, cp) = (0, 1), s = mean score
+    fitted = ols.soft_targets(torch.tensor([0]))  # [1, 0.2]: a model that fits it exactly
     ols.accumulate(fitted, torch.tensor([0]))
     ols.next_epoch()
-    assert ols.supervise[1, 0].item() == pytest.approx(0.25)  # (1 - alpha) * s: decays without confusion
+    assert ols.supervise[1, 0].item() == pytest.approx(0.2)  # (1 - alpha) * s: decays without confusion
     assert ols.supervise[:, 1].tolist() == [0.0, 1.0]  # class 1 never seen: identity column kept
 
 
