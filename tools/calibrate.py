@@ -81,16 +81,15 @@ def fit_on_model(args: argparse.Namespace) -> tuple[Calibrator, dict]:
     device = select_device(args.device)
     model = load_model(ckpt, map_location=device)
     data = load_data_yaml(args.data if args.data else ensure_demo())
+    split = args.cal_split or "train"
+    ds = build_dataset(data, split, imgsz, augment=False)
+    gt_src = coco_gt_for(data, split)  # the split's COCO JSON when it has one (crowd flags), else its labels
+    gt = load_ground_truth(gt_src)[0] if gt_src is not None else check_ground_truth(ground_truth_from_dataset(ds))
     if args.cal_split:
-        ds = build_dataset(data, args.cal_split, imgsz, augment=False)
-        gt_src = coco_gt_for(data, args.cal_split)
-        gt = load_ground_truth(gt_src)[0] if gt_src is not None else check_ground_truth(ground_truth_from_dataset(ds))
         subset, source = ds, f"split {args.cal_split!r}"
     else:
-        ds = build_dataset(data, "train", imgsz, augment=False)
         held = holdout_split(len(ds), args.holdout, args.split_seed)[1]
         subset = torch.utils.data.Subset(ds, held)
-        gt = check_ground_truth(ground_truth_from_dataset(ds))
         source = f"{len(held)} held-out train images (fraction {args.holdout:g}, seed {args.split_seed})"
         print(f"calibrate.py: fitting on {source}; if the model trained on them its scores there are optimistic")
     loader = torch.utils.data.DataLoader(subset, batch_size=args.batch_size, num_workers=args.workers,

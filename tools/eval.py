@@ -17,9 +17,14 @@ COCO results are written to ``<project>/<name>/predictions.json`` (``runs/val/ex
 batch 0; ``--noplots`` skips them). ``--weights`` may also be an ONNX export of ``tools/export.py``, run by onnxruntime.
 
 Prints the 12 COCO numbers in cocoapi's layout, a per-class AP table and the detection ECE (see
-``tools/evaluation/calibration.py``). ``--json-out`` writes ``{"stats", "per_class", "calibration", "backend",
-...}``; ``--plots DIR`` writes ``PR_curve.png`` and ``reliability.png``. Bad input raises a ``ValueError``
-naming the file and the problem (exit status 2 from the command line).
+``tools/evaluation/calibration.py``), then D-ECE, position-aware D-ECE and LaECE at conf >= 0.25 and >= 0.001
+with their detection counts (``tools/evaluation/calib_metrics.py``). A checkpoint written by
+``tools/calibrate.py`` carries a post-hoc calibrator: the model's scores are calibrated after NMS and the
+uncalibrated figures of the same pass are printed too (``--no-calibrator`` skips it).
+
+``--json-out`` writes ``{"stats", "per_class", "calibration", "backend", ...}``; ``--plots DIR`` writes
+``PR_curve.png``, ``reliability.png`` and ``reliability_conf<t>.png`` (overall and per class). Bad input
+raises a ``ValueError`` naming the file and the problem (exit status 2 from the command line).
 """
 
 from __future__ import annotations
@@ -70,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     e.add_argument("--plots", type=str, metavar="DIR", help="write PR_curve.png and reliability.png to DIR")
     e.add_argument("--calib-bins", type=int, default=10, help="confidence bins of the detection ECE")
     e.add_argument("--calib-conf", type=float, default=0.0, help="detections below this are left out of the ECE")
+    e.add_argument("--no-calibrator", action="store_true",
+                   help="ignore a post-hoc calibrator stored in the checkpoint (tools/calibrate.py)")  # fmt: skip
     e.add_argument("--reindex-ann-ids", action="store_true", help="renumber GT annotation ids from 1 (fixes id 0)")
     args = p.parse_args(argv)
     if args.dt and args.weights:
@@ -85,7 +92,7 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     from data.datasets import build_dataset, coco_gt_for
     from data.demo import ensure_demo
     from data.yaml_io import load_data_yaml
-    from models.checkpoint import load_checkpoint, load_model
+    from models.checkpoint import checkpoint_calibrator, load_checkpoint, load_model
     from tools.detection.onnx_runtime import OnnxDetector
     from tools.detection.weights import is_onnx
     from tools.evaluation.inference import evaluate_model
@@ -111,6 +118,13 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
         imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
         model = load_model(ckpt, map_location=device).to(device)
     dataset = build_dataset(data, args.task, imgsz, augment=False)
+    state = None if args.no_calibrator else checkpoint_calibrator(ckpt)
+    calibrator = None
+    if state is not None:
+        from tools.evaluation.calibrators import Calibrator
+
+        calibrator = Calibrator.from_state(state)
+        print(f"{args.weights}: post-hoc calibrator {calibrator.describe()}; reporting before and after")
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
     res = evaluate_model(
         model,
@@ -127,6 +141,7 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
         calib_bins=args.calib_bins,
         calib_conf=args.calib_conf,
         save_json=save_dir / "predictions.json",
+        calibrator=calibrator,
     )
     if info.enabled:
         dist.shutdown()
@@ -165,6 +180,11 @@ def main(argv: list[str] | None = None) -> EvalResult:
 
         for path in save_plots(res.coco, res.calibration, args.plots):
             print(f"plot written to {path}")
+        if res.table is not None:
+            from tools.evaluation.calib_plots import save_reliability_plots
+
+            for path in save_reliability_plots(res.table, args.plots):
+                print(f"plot written to {path}")
     return res
 
 

@@ -1,0 +1,99 @@
+"""A miniature study end to end: 2 settings (one the post-hoc baseline) x 2 seeds, noisy labels, 64 px, 1 epoch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tools import smoothing_study
+
+
+def test_miniature_study(tmp_path):
+    from data.demo import ensure_demo
+
+    data = ensure_demo(tmp_path / "demo", n_train=12, n_val=4)
+    out = smoothing_study.main(
+        [
+            "--seeds",
+            "2",
+            "--settings",
+            "eps 0,eps 0 + post-hoc",
+            "--conditions",
+            "noisy",
+            "--data",
+            str(data),
+            "--holdout",
+            "0.25",
+            "--posthoc-method",
+            "platt",
+            "--project",
+            str(tmp_path),
+            "--name",
+            "st",
+            "--",
+            "--imgsz",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--noval",
+        ]  # fmt: skip
+    )
+    text = (out / "study.md").read_text()
+    assert "| eps 0 | 2 |" in text and "| eps 0 + post-hoc | 2 |" in text and "+-" in text
+    assert "Command: `python tools/smoothing_study.py --seeds 2" in text and "-- --imgsz 64" in text
+    assert (out / "study.png").is_file()
+    noise = json.loads((out / "data" / "noisy" / "noise.json").read_text())
+    assert noise["train"]["images"] == 9 and noise["calib"]["images"] == 3
+    assert noise["train"]["boxes_flipped"] == round(0.2 * noise["train"]["boxes_eligible"])
+    runs = json.loads((out / "study.json").read_text())["runs"]["noisy"]
+    assert len(runs["eps 0"]) == 2 and all("LaECE@0.25" in r and "n@0.25" in r for r in runs["eps 0"])
+    assert (out / "noisy" / "eps0-s1" / "weights" / "last-cal-platt.pt").is_file()
+    # a second call with --exist-ok trains nothing again and gives the same table
+    again = smoothing_study.main(
+        [
+            "--seeds",
+            "2",
+            "--settings",
+            "eps 0,eps 0 + post-hoc",
+            "--conditions",
+            "noisy",
+            "--data",
+            str(data),
+            "--holdout",
+            "0.25",
+            "--posthoc-method",
+            "platt",
+            "--project",
+            str(tmp_path),
+            "--name",
+            "st",
+            "--exist-ok",
+            "--",
+            "--imgsz",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--workers",
+            "0",
+            "--device",
+            "cpu",
+            "--noval",
+        ]  # fmt: skip
+    )
+    assert again == out and json.loads((out / "study.json").read_text())["runs"]["noisy"] == runs
+
+
+def test_study_refuses_its_own_flags_after_the_separator():
+    with pytest.raises(ValueError, match="set by the study"):
+        smoothing_study.parse(["--", "--label-smoothing", "0.1"])
+    with pytest.raises(ValueError, match="unknown"):
+        smoothing_study.parse(["--settings", "eps 0.2"])
