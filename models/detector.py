@@ -5,6 +5,7 @@ Configurations (``MODEL_CFGS``), all two-level (strides 16 and 32), three anchor
 * ``"yolov3-tiny"``: darknet ``cfg/yolov3-tiny.cfg`` (8.9 M parameters, 5.6 GFLOPs at 416, nc 80).
 * ``"yolov4-tiny"``: darknet ``cfg/yolov4-tiny.cfg`` (6.1 M parameters, 6.9 GFLOPs at 416, nc 80).
 * ``"yolov4-tiny-n"``: yolov4-tiny at width 0.25 (every channel count / 4), for CPU-sized runs.
+* ``"yolov4-tiny-s"``: yolov4-tiny at width 0.5 (channel counts / 2; about 4x the FLOPs of ``-n``).
 
 Default anchors (pixels) are darknet's tiny anchors: ``10,14 23,27 37,58`` on stride 16 and
 ``81,82 135,169 344,319`` on stride 32. (darknet's yolov4-tiny.cfg itself uses ``mask=1,2,3`` on the
@@ -33,6 +34,7 @@ _BODIES: dict[str, Callable[[], YoloV3TinyBody | YoloV4TinyBody]] = {
     "yolov3-tiny": lambda: YoloV3TinyBody(width=1.0),
     "yolov4-tiny": lambda: YoloV4TinyBody(width=1.0, depth=1.0),
     "yolov4-tiny-n": lambda: YoloV4TinyBody(width=0.25, depth=1.0),
+    "yolov4-tiny-s": lambda: YoloV4TinyBody(width=0.5, depth=1.0),
 }
 MODEL_CFGS = tuple(_BODIES)
 

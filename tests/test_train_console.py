@@ -69,3 +69,14 @@ def test_nominal_batch_keeps_small_datasets_stepping():
     assert nominal_batch(100_000, 16) == 64  # large data: yolov5's nominal batch
     assert nominal_batch(1600, 16) == 40
     assert nominal_batch(10, 32) == 32  # never below the batch
+
+
+def test_auto_optimizer_rule():
+    from tools.training.hyp import DEFAULT_HYP
+    from tools.training.optim import resolve_optimizer
+
+    assert resolve_optimizer("auto", DEFAULT_HYP, 600, 16, 25, nc=6) == ("AdamW", 0.002, 0.9)
+    assert resolve_optimizer("auto", DEFAULT_HYP, 500, 16, 40, nc=10) == ("AdamW", round(0.02 / 14, 6), 0.9)
+    # more than 10k optimizer steps (at the nominal batch 64): yolov5's SGD with the hyp values
+    assert resolve_optimizer("auto", DEFAULT_HYP, 120_000, 16, 100, nc=80) == ("SGD", 0.01, 0.937)
+    assert resolve_optimizer("Adam", DEFAULT_HYP, 600, 16, 25, nc=6) == ("Adam", 0.01, 0.937)

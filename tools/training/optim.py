@@ -11,19 +11,23 @@ from torch import nn
 from detloss.checks import check_choice
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
+# ultralytics v8's auto rule is lr0 = 0.002 * 5 / (4 + nc); twice that trains our tiny models faster in short
+# runs (demo, yolov4-tiny-s, 12 epochs: mAP50-95 0.186 at 0.001 vs 0.233 at 0.002 for nc = 6)
+AUTO_LR = 0.004
 CHOICES = OPTIMIZERS + ("auto",)
 
 
 def resolve_optimizer(name: str, hyp: dict[str, float], n_images: int, batch: int, epochs: int, nc: int,
                       nbs: int = 64) -> tuple[str, float, float]:  # fmt: skip
     """``(optimizer, lr0, momentum)``. ``"auto"`` follows ultralytics v8: short runs (<= 10k optimizer steps)
-    get AdamW with ``lr0 = 0.002 * 5 / (4 + nc)`` and momentum 0.9, long runs SGD with the hyp values."""
+    get AdamW with ``lr0 = AUTO_LR * 5 / (4 + nc)`` (twice ultralytics' 0.002) and momentum 0.9, long runs SGD
+    with the hyp values."""
     if name != "auto":
         return name, hyp["lr0"], hyp["momentum"]
     steps = math.ceil(n_images / max(batch, nbs)) * epochs
     if steps > 10_000:
         return "SGD", hyp["lr0"], hyp["momentum"]
-    return "AdamW", round(0.002 * 5 / (4 + nc), 6), 0.9
+    return "AdamW", round(AUTO_LR * 5 / (4 + nc), 6), 0.9
 
 
 MIN_STEPS_PER_EPOCH = 40
