@@ -41,7 +41,7 @@ def test_run_writes_every_artefact(tiny_data, tmp_path):
     assert list(table[0]) == list(COLUMNS)
     assert all(r["train/grad_norm"] > 0 and 0 <= r["train/clipped_frac"] <= 1 for r in table)
     ckpt = load_checkpoint(run / "weights" / "last.pt")
-    assert ckpt["epoch"] == 1 and ckpt["opt"]["label_smoothing"] == 0.1 and ckpt["cfg"] == "yolov4-tiny-n"
+    assert ckpt["epoch"] == 1 and ckpt["opt"]["label_smoothing"] == 0.1 and ckpt["cfg"] == "yolov4-tiny-s"
     # a second run with the same name increments like yolov5: exp2
     assert train.main(args(tiny_data, tmp_path, "--noval")) == tmp_path / "exp2"
 
