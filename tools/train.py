@@ -54,6 +54,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--exist-ok", action="store_true", help="reuse project/name instead of incrementing")
     p.add_argument("--patience", type=int, default=100, help="early stop after this many epochs without gain")
     p.add_argument("--noval", action="store_true", help="validate only after the final epoch")
+    p.add_argument("--noplots", action="store_true", help="no run-folder pictures (labels, batches, val plots)")
     p.add_argument("--clip-grad", type=float, default=10.0, help="max gradient norm; 0 disables clipping")
     p.add_argument("--clip-grad-value", type=float, default=0.0,
                    help="clip each gradient element to [-V, V] (before --clip-grad); 0 disables")  # fmt: skip
