@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 ARGS ?=
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= dev,eval,train
+EXTRAS ?= dev,eval,train,export
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp

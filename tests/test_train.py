@@ -187,15 +187,3 @@ def test_torchrun_two_processes_cpu(tiny_data, tmp_path):
     runs = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.pt"))
     assert runs == [Path("exp/weights/best.pt"), Path("exp/weights/last.pt")]
     assert len(rows(tmp_path / "exp")) == 1
-
-
-def test_smoothing_study_writes_table_and_plot(tiny_data, tmp_path):
-    from tools import smoothing_study
-
-    per_run = [a for a in args(tiny_data, tmp_path, "--noval") if a not in ("--project", str(tmp_path))]
-    out = smoothing_study.main(["--project", str(tmp_path), "--settings", "none,online 0.1", "--", *per_run])
-    md = (out / "study.md").read_text()
-    assert "| none |" in md and "| online 0.1 |" in md and "D-ECE" in md
-    assert (out / "study.png").stat().st_size > 1000
-    ckpt = load_checkpoint(out / "online_0.1" / "weights" / "last.pt")
-    assert ckpt["opt"]["label_smoothing_kind"] == "online" and "ols.supervise" in ckpt["loss"]
