@@ -22,7 +22,7 @@ from tools.training.optim import CHOICES  # noqa: E402
 from tools.training.runs import increment_path, latest_run  # noqa: E402
 
 # the demo setting: tuned so the default command finishes in about 10 minutes on 2 CPU cores
-DEMO_DEFAULTS = {"imgsz": 256, "epochs": 25, "batch_size": 16, "cache": "ram"}
+DEMO_DEFAULTS = {"imgsz": 256, "epochs": 22, "batch_size": 16, "cache": "ram"}
 OTHER_DEFAULTS = {"imgsz": 640, "epochs": 100, "batch_size": 16}
 
 
@@ -32,7 +32,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cfg", default="yolov4-tiny-s", choices=MODEL_CFGS, help="model")
     p.add_argument("--weights", default="", help="initial weights (a detloss checkpoint)")
     p.add_argument("--hyp", default=None, help="yolov5 hyp YAML; default hyp.scratch-low values")
-    p.add_argument("--epochs", type=int, default=None, help="default 25 on the demo data, else 100")
+    p.add_argument("--epochs", type=int, default=None, help="default 22 on the demo data, else 100")
     p.add_argument("--batch-size", type=int, default=None, help="total over all ranks; default 16")
     p.add_argument("--imgsz", "--img", "--img-size", type=int, default=None, help="default 256 on the demo, else 640")
     p.add_argument("--device", default="", help="cpu, 0 or 0,1 (default: CUDA if available)")
