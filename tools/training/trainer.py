@@ -228,6 +228,16 @@ class Trainer:
         pbar = _progress(timed_iter(loader, self.timer), nb, self.info.main)
         self.optimizer.zero_grad()
         pending = False  # gradients accumulated since the last optimizer step
+
+        def step() -> None:
+            nonlocal clipped, steps
+            with self.timer("optimizer"):
+                norm = self._step()
+            if norm is not None:
+                norms.append(norm)
+                clipped += int(opt.clip_grad > 0 and norm > opt.clip_grad)
+            steps += 1
+
         for i, (imgs, targets, _, _) in enumerate(pbar):
             ni = i + nb * epoch
             imgs = (imgs.to(self.device, non_blocking=True).float() / 255).contiguous(memory_format=self.memory_format)
@@ -266,12 +276,7 @@ class Trainer:
             pending = True
             if ni - last_opt_step >= accumulate or i == nb - 1:
                 pending = False
-                with self.timer("optimizer"):
-                    norm = self._step()
-                if norm is not None:
-                    norms.append(norm)
-                    clipped += int(opt.clip_grad > 0 and norm > opt.clip_grad)
-                steps += 1
+                step()
                 last_opt_step = ni
             mloss = (mloss * i + items) / (i + 1)
             seen += imgs.shape[0]
@@ -280,12 +285,7 @@ class Trainer:
                 desc = console.train_desc(epoch, opt.epochs, mem, mloss, targets.shape[0], imgs.shape[-1])
                 pbar.set_description(desc)
         if pending:  # the epoch's last batches were skipped as non-finite: step what was accumulated before them
-            with self.timer("optimizer"):
-                norm = self._step()
-            if norm is not None:
-                norms.append(norm)
-                clipped += int(opt.clip_grad > 0 and norm > opt.clip_grad)
-            steps += 1
+            step()
         lrs = [g["lr"] for g in self.optimizer.param_groups]
         mloss = dist.all_mean(mloss)
         return {
