@@ -16,6 +16,17 @@ from .classification import check_logits_target, check_reduction, reduce_loss
 from .smoothing import check_class_target
 
 
+def accumulate_correct(update: Tensor, idx_count: Tensor, probs: Tensor, target: Tensor) -> None:
+    """Add the score rows ``probs [n, K]`` of correctly classified samples (argmax == target) to column
+    ``target`` of ``update [K, K]`` and count them in ``idx_count [K]`` (the online-smoothing statistics)."""
+    probs = probs.detach().to(update.device)
+    target = target.to(update.device)
+    correct = probs.argmax(dim=1) == target
+    t, p = target[correct], probs[correct]
+    update.index_add_(1, t, p.t().to(update.dtype))
+    idx_count.index_add_(0, t, torch.ones_like(t))
+
+
 class OnlineLabelSmoothing(nn.Module):
     """Online label smoothing: hard cross entropy blended with a cross entropy to per-class soft labels.
 
@@ -99,12 +110,7 @@ class OnlineLabelSmoothing(nn.Module):
     def _accumulate(self, probs: Tensor, target: Tensor) -> None:
         if not self.training:
             return
-        probs = probs.detach().to(self.update.device)
-        target = target.to(self.update.device)
-        correct = probs.argmax(dim=1) == target
-        t, p = target[correct], probs[correct]
-        self.update.index_add_(1, t, p.t().to(self.update.dtype))
-        self.idx_count.index_add_(0, t, torch.ones_like(t))
+        accumulate_correct(self.update, self.idx_count, probs, target)
 
     @torch.no_grad()
     def next_epoch(self, group: dist.ProcessGroup | None = None) -> None:

@@ -46,6 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .checks import check_eps, check_num_classes, check_number
+from .online_smoothing import accumulate_correct
 from .smoothing import check_class_target, smooth_BCE
 
 
@@ -118,12 +119,7 @@ class OnlineLabelSmoothingBCE(nn.Module):
     def _accumulate(self, probs: Tensor, target: Tensor) -> None:
         if not self.training:
             return
-        probs = probs.detach().to(self.update.device)
-        target = target.to(self.update.device)
-        correct = probs.argmax(dim=1) == target
-        t, p = target[correct], probs[correct]
-        self.update.index_add_(1, t, p.t().to(self.update.dtype))
-        self.idx_count.index_add_(0, t, torch.ones_like(t))
+        accumulate_correct(self.update, self.idx_count, probs, target)
 
     @torch.no_grad()
     def next_epoch(self, group: dist.ProcessGroup | None = None) -> None:

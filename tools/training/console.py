@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from .state import precision_recall
+
 TRAIN_COLS = ("Epoch", "Mem", "box_loss", "obj_loss", "cls_loss", "Instances", "Size")
 VAL_COLS = ("Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95")
 W = 11  # column width
@@ -55,9 +57,7 @@ def class_table(res: Any, n_images: int) -> str:
     """The ``all`` line and one line per class from an :class:`tools.evaluation.EvalResult`."""
     per = res.coco.per_class
     pr = per_class_pr(res.coco.precision)
-    valid = [x for x in pr if x[0] == x[0]]
-    p_all = float(np.mean([x[0] for x in valid])) if valid else 0.0
-    r_all = float(np.mean([x[1] for x in valid])) if valid else 0.0
+    p_all, r_all = precision_recall(res.coco.precision)
     inst = sum(int(c["instances"]) for c in per)
     lines = [val_header(), val_line("all", n_images, inst, p_all, r_all, res.map50, res.map)]
     by_cat = dict(zip(res.coco.cat_ids, pr))

@@ -40,20 +40,13 @@ def seed_everything(seed: int) -> None:
 def precision_recall(precision: np.ndarray) -> tuple[float, float]:
     """Mean over classes of precision and recall at each class's best-F1 point of COCO's IoU-0.5 curve.
 
-    ``precision`` is COCOeval's interpolated ``[T, R=101, K]`` array (-1 where undefined). yolov5 reports P and
-    R at the max-F1 confidence of its own curve; this is the same idea read off COCO's curve.
+    ``precision`` is COCOeval's interpolated ``[T, R=101, K]`` array (-1 where undefined); classes without ground
+    truth are left out (:func:`tools.training.console.per_class_pr`). yolov5 reports P and R at the max-F1
+    confidence of its own curve; this is the same idea read off COCO's curve.
     """
-    if precision.ndim != 3 or precision.shape[2] == 0:
+    from .console import per_class_pr
+
+    pr = [x for x in per_class_pr(precision) if x[0] == x[0]]
+    if not pr:
         return 0.0, 0.0
-    recall = np.linspace(0.0, 1.0, precision.shape[1])
-    ps, rs = [], []
-    for k in range(precision.shape[2]):
-        p = precision[0, :, k]
-        if (p < 0).all():
-            continue  # no ground truth for this class
-        p = np.clip(p, 0.0, None)
-        f1 = 2 * p * recall / np.maximum(p + recall, 1e-12)
-        j = int(f1.argmax())
-        ps.append(float(p[j]) if f1[j] > 0 else 0.0)
-        rs.append(float(recall[j]) if f1[j] > 0 else 0.0)
-    return (float(np.mean(ps)), float(np.mean(rs))) if ps else (0.0, 0.0)
+    return float(np.mean([x[0] for x in pr])), float(np.mean([x[1] for x in pr]))
