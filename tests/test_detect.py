@@ -132,3 +132,34 @@ def test_sources_without_images_are_clear_errors(setup, tmp_path):
     (bad / "a.jpg").write_bytes(b"junk")
     with pytest.raises(ValueError, match="none of its 1 file"):
         detect.main(_argv(setup, tmp_path) + ["--source", str(bad)])
+
+
+def _with_calibrator(setup: dict, path: Path, state: dict) -> Path:
+    from models.checkpoint import load_checkpoint, write_checkpoint
+
+    return write_checkpoint(path, {**load_checkpoint(setup["weights"]), "calibrator": state})
+
+
+def test_calibrated_weights_give_calibrated_scores_thresholded_after(setup, tmp_path, capsys):
+    from tools.evaluation.calibrators import Calibrator
+
+    # an increasing step map that sends raw scores below 0.6 under 0.05: fewer boxes pass 0.25 than raw
+    state = {"method": "isotonic", "params": {"x": [0.0, 0.6, 1.0], "y": [0.0, 0.05, 1.0]}, "per_class": False,
+             "classes": {}, "info": {}}  # fmt: skip
+    cal_w = _with_calibrator(setup, tmp_path / "cal.pt", state)
+    raw = detect.main(_argv(setup, tmp_path, "--nosave", "--conf-thres", "0.001", "--weights", str(setup["weights"])))
+    got = detect.main(_argv(setup, tmp_path, "--nosave", "--weights", str(cal_w)))
+    assert "scores calibrated by isotonic" in capsys.readouterr().out
+    cal = Calibrator.from_state(state)
+    for (path, _, det_raw), (path2, _, det) in zip(raw.detections, got.detections):
+        assert path == path2
+        expect = det_raw.clone()
+        expect[:, 4] = torch.from_numpy(cal(expect[:, 4].numpy())).float()
+        expect = expect[expect[:, 4] >= 0.25]
+        expect = expect[expect[:, 4].argsort(descending=True, stable=True)]
+        assert det.shape == expect.shape
+        np.testing.assert_allclose(det.numpy(), expect.numpy(), atol=1e-5)
+    n_raw25 = sum(int((d[:, 4] >= 0.25).sum()) for _, _, d in raw.detections)
+    assert 0 < sum(got.counts.values()) < n_raw25  # the threshold applied to the calibrated scores, not the raw
+    plain = detect.main(_argv(setup, tmp_path, "--nosave", "--weights", str(cal_w), "--no-calibrator"))
+    assert sum(plain.counts.values()) == n_raw25

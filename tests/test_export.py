@@ -117,3 +117,31 @@ def test_foreign_onnx_file_is_refused(tmp_path):
         OnnxDetector(tmp_path / "f.onnx")
     with pytest.raises(ValueError, match="already ONNX"):
         export.main(["--weights", str(tmp_path / "f.onnx")])
+
+
+def test_export_carries_the_calibrator_and_detect_uses_it(setup, tmp_path):
+    from models.checkpoint import load_checkpoint, write_checkpoint
+    from tools import detect
+
+    state = {"method": "platt", "params": {"a": 0.5, "b": 0.2}, "per_class": False, "classes": {}, "info": {"n": 9}}
+    cal_w = write_checkpoint(tmp_path / "cal.pt", {**load_checkpoint(setup["weights"]), "calibrator": state})
+    onnx_path = export.main(["--weights", str(cal_w), "--output", str(tmp_path / "cal.onnx"),
+                             "--verify-image", str(setup["image"])]).path  # fmt: skip
+    assert OnnxDetector(onnx_path).calibrator == state
+    src = str(setup["image"])
+    common = ["--source", src, "--imgsz", str(IMGSZ), "--device", "cpu", "--project", str(tmp_path), "--nosave"]
+    a = detect.main(["--weights", str(cal_w), *common])
+    b = detect.main(["--weights", str(onnx_path), *common])
+    (_, _, da), (_, _, db) = a.detections[0], b.detections[0]
+    assert len(da) > 0 and da.shape == db.shape
+
+    def rows(d):  # equal scores may come in either order from the two runtimes: compare as sorted rows
+        r = d.numpy().round(2)
+        return r[np.lexsort(r.T[::-1])]
+
+    np.testing.assert_allclose(rows(da), rows(db), atol=0.011)
+    assert OnnxDetector(setup["dyn"].path).calibrator is None  # no calibrator: no key
+    ev = eval_cli.main(["--weights", str(onnx_path), "--data", str(setup["data"]["yaml_file"]), "--imgsz", str(IMGSZ),
+                        "--device", "cpu", "--workers", "0", "--project", str(tmp_path), "--backend", "faster",
+                        "--noplots"])  # fmt: skip
+    assert ev.before is not None and ev.n_detections == ev.before.n_detections > 0  # eval applied it too

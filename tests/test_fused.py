@@ -28,6 +28,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 FUSED = [{"impl": "fused", "positives": "dense"}, {"impl": "fused", "positives": "compact"}]
 IMPLS = [{"impl": "reference"}, *FUSED]
+
+
 def parity_case(name: str):
     """(preds, targets, hyp, anchors, strides, nc, overrides) of the yolov5 parity list (test_loss_parity)."""
     gen = torch.Generator().manual_seed(7)

@@ -15,7 +15,9 @@ images (same file names) or videos (``<stem>.mp4``); ``--save-txt``: ``labels/<s
 ``<stem>_<frame>.txt``), one row ``cls cx cy w h conf`` a detection, box normalised to the original image
 (no file for an image without detections); ``--save-json``: ``predictions.json``, COCO results with
 ``category_id`` = class index and ``image_id`` = the file stem (an int when it is numeric).
-A file OpenCV cannot read is reported by path and skipped.
+A file OpenCV cannot read is reported by path and skipped. Weights that carry a post-hoc calibrator
+(``tools/calibrate.py``; also inside an ``.onnx`` exported from them) give calibrated scores, and
+``--conf-thres`` applies to those (``--no-calibrator``: the raw scores).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agnostic-nms", action="store_true", help="class-agnostic NMS")
     p.add_argument("--device", default="", help="cuda device, i.e. 0 or cpu (default: CUDA if available)")
     p.add_argument("--half", action="store_true", help="FP16 autocast inference (CUDA only)")
+    p.add_argument("--no-calibrator", action="store_true",
+                   help="raw scores even when the weights carry a calibrator (tools/calibrate.py)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
     p.add_argument("--line-thickness", type=int, default=None, help="box line width (px); default from image size")
     p.add_argument("--hide-labels", action="store_true", help="draw boxes without labels")
@@ -162,7 +166,15 @@ def run(args: argparse.Namespace) -> DetectResult:
     device = select_device(args.device)
     if args.half and (device.type != "cuda" or is_onnx(args.weights)):
         print("--half ignored: FP16 autocast is for .pt weights on CUDA (an ONNX file runs in its exported dtype)")
-    model, default_imgsz = load_weights(args.weights, device)
+    model, default_imgsz, calibrator = load_weights(args.weights, device)
+    if calibrator is not None:
+        if args.no_calibrator:
+            calibrator = None
+        else:
+            from tools.evaluation.calibrators import Calibrator
+
+            calibrator = Calibrator.from_state(calibrator)
+            print(f"scores calibrated by {calibrator.describe()} (--no-calibrator for the raw scores)")
     imgsz = args.imgsz or default_imgsz
     names = list(model.names)
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
@@ -177,7 +189,7 @@ def run(args: argparse.Namespace) -> DetectResult:
             return
         batch = torch.stack([x for _, x, _ in pending])
         dets = predict(model, batch, [m for _, _, m in pending], device, args.conf_thres, args.iou_thres, args.max_det,
-                       args.classes, args.agnostic_nms, args.half)  # fmt: skip
+                       args.classes, args.agnostic_nms, args.half, calibrator)  # fmt: skip
         for (frame, _, _), det in zip(pending, dets):
             res.detections.append((frame.path, frame.index, det))
             res.counts.update(int(c) for c in det[:, 5].tolist())

@@ -118,7 +118,8 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
         imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
         model = load_model(ckpt, map_location=device).to(device)
     dataset = build_dataset(data, args.task, imgsz, augment=False)
-    state = None if args.no_calibrator else checkpoint_calibrator(ckpt)
+    carried = model.calibrator if is_onnx(args.weights) else checkpoint_calibrator(ckpt)
+    state = None if args.no_calibrator else carried
     calibrator = None
     if state is not None:
         from tools.evaluation.calibrators import Calibrator

@@ -90,7 +90,7 @@ def verify(path: Path, model: torch.nn.Module, image: Path, imgsz: tuple[int, in
 
 
 def run(args: argparse.Namespace) -> ExportResult:
-    from models.checkpoint import load_checkpoint, load_model
+    from models.checkpoint import checkpoint_calibrator, load_checkpoint, load_model
     from tools.detection.onnx_export import export_onnx, simplify
     from tools.evaluation.inference import select_device
 
@@ -113,7 +113,10 @@ def run(args: argparse.Namespace) -> ExportResult:
                   "provider runs it (it is not faster there)")  # fmt: skip
         model = model.half()
     out = Path(args.output) if args.output else weights.with_suffix(".onnx")
-    export_onnx(model, out, imgsz, args.batch_size, args.dynamic, args.half, args.opset)
+    calibrator = checkpoint_calibrator(ckpt)
+    export_onnx(model, out, imgsz, args.batch_size, args.dynamic, args.half, args.opset, calibrator)
+    if calibrator is not None:
+        print(f"{weights}: its post-hoc calibrator ({calibrator.get('method')}) is carried in the ONNX metadata")
     tool = None
     if args.simplify:
         try:

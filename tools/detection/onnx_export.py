@@ -8,7 +8,9 @@ height and width are free (H and W must stay multiples of 32); else the shape is
 
 Metadata (``metadata_props``, every value a JSON string): ``format`` (``"detloss-onnx"``), ``cfg``, ``nc``,
 ``names``, ``stride`` (list), ``imgsz`` (``[h, w]``), ``anchors`` (pixels, ``[nl][na][2]``), ``decode``,
-``scale_x_y``, ``dynamic``, ``half`` and ``output`` (the layout above, in words).
+``scale_x_y``, ``dynamic``, ``half`` and ``output`` (the layout above, in words); ``calibrator`` (a post-hoc
+calibrator's state, ``tools/calibrate.py``) when the checkpoint carries one, so detect/eval on the ``.onnx``
+report the same calibrated scores as on the ``.pt``.
 
 The exporter is PyTorch's TorchScript-based ``torch.onnx.export(dynamo=False)``: it needs only ``onnx``, and
 the graph of this model (convs, LeakyReLU/SiLU, maxpool, concat, sigmoid, a grid) exports without dynamo.
@@ -45,7 +47,9 @@ class DecodedOutput(nn.Module):
         return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def metadata(model: Any, imgsz: tuple[int, int], dynamic: bool, half: bool) -> dict[str, str]:
+def metadata(
+    model: Any, imgsz: tuple[int, int], dynamic: bool, half: bool, calibrator: dict | None = None
+) -> dict[str, str]:
     """The ``metadata_props`` of an export of ``model`` (a ``Detector``) at ``imgsz`` ``(h, w)``."""
     meta: dict[str, Any] = {
         "format": META_FORMAT,
@@ -61,6 +65,8 @@ def metadata(model: Any, imgsz: tuple[int, int], dynamic: bool, half: bool) -> d
         "half": bool(half),
         "output": OUTPUT_LAYOUT,
     }
+    if calibrator is not None:
+        meta["calibrator"] = calibrator
     return {k: json.dumps(v) for k, v in meta.items()}
 
 
@@ -72,10 +78,12 @@ def export_onnx(
     dynamic: bool = False,
     half: bool = False,
     opset: int = 17,
+    calibrator: dict | None = None,
 ) -> Path:
     """Trace ``model`` (a ``Detector``, on its device; put it in fp16 yourself for ``half``) to ONNX at ``path``.
 
-    Returns the path. The file is written atomically, metadata included (see the module docstring).
+    Returns the path. The file is written atomically, metadata included (see the module docstring);
+    ``calibrator``: a calibrator state to carry in the metadata.
     """
     import onnx
 
@@ -98,7 +106,7 @@ def export_onnx(
             do_constant_folding=True,
         )
     proto = onnx.load_from_string(buf.getvalue())
-    for k, v in metadata(model, imgsz, dynamic, half).items():
+    for k, v in metadata(model, imgsz, dynamic, half, calibrator).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = k, v
     onnx.checker.check_model(proto)

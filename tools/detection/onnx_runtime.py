@@ -84,6 +84,10 @@ class OnnxDetector:
         self.strides = [float(s) for s in meta["stride"]]
         self.imgsz = [int(v) for v in meta["imgsz"]]
         self.cfg_name = str(meta.get("cfg", "onnx"))
+        cal = meta.get("calibrator")
+        if cal is not None and not isinstance(cal, dict):
+            raise ValueError(f"{self.path}: metadata 'calibrator' must be a calibrator state (a JSON object)")
+        self.calibrator: dict | None = cal
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32

@@ -5,6 +5,11 @@ to ``imgsz x imgsz`` (``auto=False``, ``scaleup=True``, grey 114 padding), BGR -
 divided by 255 on the device. Post-processing is ``tools.evaluation.inference.postprocess`` (NMS, then
 ``unletterbox_boxes``). So ``tools/detect.py`` and ``tools/eval.py`` give the same boxes for the same
 images and thresholds (``multi_label=False`` is yolov5 detect's choice, ``True`` val's).
+
+A post-hoc calibrator (``tools/calibrate.py``) is applied as in eval, after NMS: NMS keeps the boxes it would
+keep at the lowest threshold, the scores are calibrated, and ``conf_thres`` then applies to the *calibrated*
+score (what the user sees and thresholds). The calibrators are increasing maps, so a class's ranking and the
+boxes NMS keeps are unchanged; only which of them pass the threshold moves with the calibrated scale.
 """
 
 from __future__ import annotations
@@ -16,9 +21,13 @@ import numpy as np
 import torch
 
 from data.letterbox import letterbox
+from tools.evaluation.calibrators import apply_calibrator
 from tools.evaluation.inference import forward_decoded, postprocess
 
-__all__ = ["keep_classes", "predict", "preprocess"]
+__all__ = ["CALIBRATED_NMS_THRES", "keep_classes", "predict", "preprocess"]
+
+# raw-score threshold of NMS when a calibrator decides the final threshold (eval's --conf-thres default)
+CALIBRATED_NMS_THRES = 0.001
 
 
 def preprocess(img0: np.ndarray, imgsz: int) -> tuple[torch.Tensor, dict[str, Any]]:
@@ -56,12 +65,24 @@ def predict(
     classes: Sequence[int] | None = None,
     agnostic: bool = False,
     half: bool = False,
+    calibrator: Any = None,
 ) -> list[torch.Tensor]:
     """Detections of a ``uint8 [bs, 3, H, W]`` batch: per image ``Tensor[k, 6]`` ``[x1, y1, x2, y2, conf, cls]``.
 
     Boxes are in original-image pixels (from ``metas``), on the CPU. ``half``: fp16 autocast on CUDA, as
     ``tools/eval.py --half``. ``agnostic``: NMS across classes (then single-label, as yolov5).
+    ``calibrator``: a calibrator or its checkpoint state; ``conf`` is then the calibrated score and
+    ``conf_thres`` applies to it (module docstring).
     """
     x = batch.to(device).float() / 255.0
     pred = keep_classes(forward_decoded(model, x, half).float(), classes)
-    return postprocess(pred, metas, conf_thres, iou_thres, max_det, multi_label=False, agnostic=agnostic)
+    if calibrator is None:
+        return postprocess(pred, metas, conf_thres, iou_thres, max_det, multi_label=False, agnostic=agnostic)
+    nms_thres = min(conf_thres, CALIBRATED_NMS_THRES)
+    out = []
+    for det in postprocess(pred, metas, nms_thres, iou_thres, max_det, multi_label=False, agnostic=agnostic):
+        det = det.clone()
+        det[:, 4] = apply_calibrator(calibrator, det[:, 4], det[:, 5])
+        det = det[det[:, 4] >= conf_thres]
+        out.append(det[det[:, 4].argsort(descending=True, stable=True)])
+    return out

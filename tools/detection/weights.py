@@ -16,20 +16,21 @@ def is_onnx(weights: str | os.PathLike[str]) -> bool:
     return str(weights).lower().endswith(".onnx")
 
 
-def load_weights(weights: str | os.PathLike[str], device: torch.device) -> tuple[Any, int]:
-    """``(model, imgsz)``: the model in eval mode on ``device`` and its natural inference size.
+def load_weights(weights: str | os.PathLike[str], device: torch.device) -> tuple[Any, int, dict | None]:
+    """``(model, imgsz, calibrator)``: the model in eval mode on ``device``, its natural inference size and
+    the post-hoc calibrator state it carries (``tools/calibrate.py``; None when it has none).
 
-    ``.onnx``: an :class:`tools.detection.onnx_runtime.OnnxDetector`, ``imgsz`` the export's. Else a
-    ``models.Detector`` from the checkpoint (EMA weights when present), ``imgsz`` its training size (640 when
-    the checkpoint does not say).
+    ``.onnx``: an :class:`tools.detection.onnx_runtime.OnnxDetector`, ``imgsz`` and calibrator from the
+    export's metadata. Else a ``models.Detector`` from the checkpoint (EMA weights when present), ``imgsz`` its
+    training size (640 when the checkpoint does not say).
     """
     if is_onnx(weights):
         from .onnx_runtime import OnnxDetector
 
         onnx_model = OnnxDetector(weights, device)
-        return onnx_model, onnx_model.imgsz[0]
-    from models.checkpoint import load_checkpoint, load_model
+        return onnx_model, onnx_model.imgsz[0], onnx_model.calibrator
+    from models.checkpoint import checkpoint_calibrator, load_checkpoint, load_model
 
     ckpt = load_checkpoint(weights, map_location="cpu")
     imgsz = int((ckpt.get("opt") or {}).get("imgsz", DEFAULT_IMGSZ))
-    return load_model(ckpt, map_location=device), imgsz
+    return load_model(ckpt, map_location=device), imgsz, checkpoint_calibrator(ckpt)
