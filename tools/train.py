@@ -32,7 +32,7 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cfg", default="yolov4-tiny-s", choices=MODEL_CFGS, help="model")
     p.add_argument("--weights", default="", help="initial weights (a detloss checkpoint)")
     p.add_argument("--hyp", default=None, help="yolov5 hyp YAML; default hyp.scratch-low values")
-    p.add_argument("--epochs", type=int, default=None, help="default 22 on the demo data, else 100")
+    p.add_argument("--epochs", type=int, default=None, help="default 22 on the demo data, else 100 (see --time)")
     p.add_argument("--batch-size", type=int, default=None, help="total over all ranks; default 16")
     p.add_argument("--imgsz", "--img", "--img-size", type=int, default=None, help="default 256 on the demo, else 640")
     p.add_argument("--device", default="", help="cpu, 0 or 0,1 (default: CUDA if available)")
@@ -52,6 +52,8 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--project", default="runs/train")
     p.add_argument("--name", default="exp")
     p.add_argument("--exist-ok", action="store_true", help="reuse project/name instead of incrementing")
+    p.add_argument("--time", type=float, default=None,
+                   help="wall-clock budget in hours; overrides --epochs (re-planned after each epoch)")  # fmt: skip
     p.add_argument("--patience", type=int, default=100, help="early stop after this many epochs without gain")
     p.add_argument("--noval", action="store_true", help="validate only after the final epoch")
     p.add_argument("--noplots", action="store_true", help="no run-folder pictures (labels, batches, val plots)")
@@ -77,6 +79,8 @@ def check_opt(opt: argparse.Namespace, world_size: int) -> None:
     for name in ("epochs", "batch_size", "imgsz"):
         if getattr(opt, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(opt, name)}")
+    if getattr(opt, "time", None) is not None and not 0 < opt.time < 1e4:
+        raise ValueError(f"--time must be a positive number of hours, got {opt.time}")
     if opt.imgsz % 32:
         raise ValueError(f"--imgsz must be a multiple of 32 (the largest stride), got {opt.imgsz}")
     if opt.batch_size % world_size:

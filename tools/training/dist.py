@@ -60,6 +60,15 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def broadcast_int(value: int, device: torch.device) -> int:
+    """Rank 0's integer, on every rank (the epochs a ``--time`` budget allows)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    t = torch.tensor([int(value)], device=device)
+    dist.broadcast(t, 0)
+    return int(t.item())
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

@@ -26,6 +26,7 @@ from tools.evaluation.inference import evaluate_model
 from tools.evaluation.runplots import save_batch_image, write_train_start_plots, write_val_plots
 
 from . import console, dist
+from .budget import epochs_that_fit, replan_schedule
 from .clipping import clip_grad_value_counted
 from .ema import ModelEMA
 from .optim import build_optimizer, interp, lr_lambda, nominal_batch, resolve_optimizer
@@ -154,11 +155,14 @@ class Trainer:
         last: dict[str, float] = {}
         stop = False
         self.t0 = time.time() - self.elapsed
-        for epoch in range(self.start_epoch, opt.epochs):
-            if opt.close_mosaic and epoch == max(opt.epochs - opt.close_mosaic, 0) and self.train_ds.aug.mosaic > 0:
+        if info.main and getattr(opt, "time", None):
+            print(f"time budget {opt.time:g} h: the number of epochs is re-planned after each epoch (--epochs ignored)")
+        epoch = self.start_epoch - 1
+        while epoch + 1 < opt.epochs:  # opt.epochs can change under --time
+            epoch += 1
+            if opt.close_mosaic and epoch >= opt.epochs - opt.close_mosaic and self.train_ds.aug.mosaic > 0:
                 if info.main:
                     print(f"closing mosaic: the last {opt.epochs - epoch} epochs train on single images")
-            if opt.close_mosaic and epoch >= opt.epochs - opt.close_mosaic:
                 self.train_ds.aug = replace(self.train_ds.aug, mosaic=0.0)
             try:
                 train_row = self.train_epoch(epoch)
@@ -169,7 +173,9 @@ class Trainer:
                     plot_results(self.save_dir / "results.csv")
                 raise
             self.scheduler.step()
-            final = epoch + 1 == opt.epochs
+            if getattr(opt, "time", None):
+                self._fit_budget(epoch)
+            final = epoch + 1 >= opt.epochs
             with self.timer("validation"):
                 val_row = self.validate(final) if (not opt.noval or final) else _empty_val()
             fitness = 0.1 * val_row["metrics/mAP_0.5"] + 0.9 * val_row["metrics/mAP_0.5:0.95"]
@@ -197,6 +203,19 @@ class Trainer:
             print(console.final_summary(done, time.time() - self.t0, self.best_epoch, self.best_row, self.save_dir,
                                         self.final_table))  # fmt: skip
         return last
+
+    def _fit_budget(self, epoch: int) -> None:
+        """``--time``: re-plan the number of epochs, the schedule and close-mosaic (``tools/training/budget.py``)."""
+        opt = self.opt
+        elapsed = time.time() - self.t0  # resumed time included
+        n = dist.broadcast_int(epochs_that_fit(opt.time * 3600, elapsed, epoch + 1), self.device)
+        if n == opt.epochs:
+            return
+        if self.info.main:
+            print(f"time budget {opt.time:g} h: {n} epochs fit ({elapsed / (epoch + 1):.1f} s an epoch so far)")
+        opt.epochs = n
+        self.lf = lr_lambda(n, self.hyp["lrf"], opt.cos_lr)
+        replan_schedule(self.scheduler, self.lf)
 
     def _loader(self, epoch: int) -> DataLoader:
         self.train_ds.set_epoch(epoch)
