@@ -23,12 +23,13 @@ __all__ = ["figure", "plot_pr_curve", "plot_reliability", "save_figure", "save_p
 _MAX_LABELLED = 20  # above this many classes the per-class curves are drawn unlabelled
 
 
-def figure(size: tuple[float, float]) -> Any:
-    """A matplotlib Figure on the Agg canvas (no pyplot, no global state)."""
+def figure(size: tuple[float, float], tight: bool = True) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot, no global state); ``tight``: tight layout at save
+    (it costs seconds on figures of many panels, which set their spacing themselves)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=size, tight_layout=True)
+    fig = Figure(figsize=size, tight_layout=tight)
     FigureCanvasAgg(fig)
     return fig
 
