@@ -172,9 +172,7 @@ class YoloLoss(nn.Module):
             return assign_yolov5(targets, anchors, grids, self.cfg.anchor_t)
         return assign_darknet(targets, anchors, self.strides.to(targets.device), grids, self.cfg.iou_thresh)
 
-    def forward(
-        self, preds: Sequence[Tensor], targets: Tensor, ignore: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def forward(self, preds: Sequence[Tensor], targets: Tensor, ignore: Tensor | None = None) -> tuple[Tensor, Tensor]:
         cfg = self.cfg
         preds = check_preds(preds, self.nl, self.na, self.nc)
         dev = preds[0].device
@@ -316,7 +314,6 @@ class YoloLoss(nn.Module):
             if self.training:
                 self.ols._accumulate(logits.detach().float().sigmoid(), tcls)  # tcls validated
             return self.ols._soft_targets(tcls).to(dtype)
-
 
     def extra_repr(self) -> str:
         return f"nl={self.nl}, na={self.na}, nc={self.nc}, strides={self.strides.tolist()}, config={self.cfg}"
