@@ -13,38 +13,11 @@ def test_miniature_study(tmp_path):
     from data.demo import ensure_demo
 
     data = ensure_demo(tmp_path / "demo", n_train=12, n_val=4)
-    out = smoothing_study.main(
-        [
-            "--seeds",
-            "2",
-            "--settings",
-            "eps 0,eps 0 + post-hoc",
-            "--conditions",
-            "noisy",
-            "--data",
-            str(data),
-            "--holdout",
-            "0.25",
-            "--posthoc-method",
-            "platt",
-            "--project",
-            str(tmp_path),
-            "--name",
-            "st",
-            "--",
-            "--imgsz",
-            "64",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--workers",
-            "0",
-            "--device",
-            "cpu",
-            "--noval",
-        ]  # fmt: skip
-    )
+    study = ["--seeds", "2", "--settings", "eps 0,eps 0 + post-hoc", "--conditions", "noisy", "--data", str(data),
+             "--holdout", "0.25", "--posthoc-method", "platt", "--project", str(tmp_path), "--name", "st"]  # fmt: skip
+    training = ["--", "--imgsz", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu",
+                "--noval"]  # fmt: skip
+    out = smoothing_study.main(study + training)
     text = (out / "study.md").read_text()
     assert "| eps 0 | 2 |" in text and "| eps 0 + post-hoc | 2 |" in text and "+-" in text
     assert "Command: `python tools/smoothing_study.py --seeds 2" in text and "-- --imgsz 64" in text
@@ -56,39 +29,7 @@ def test_miniature_study(tmp_path):
     assert len(runs["eps 0"]) == 2 and all("LaECE@0.25" in r and "n@0.25" in r for r in runs["eps 0"])
     assert (out / "noisy" / "eps0-s1" / "weights" / "last-cal-platt.pt").is_file()
     # a second call with --exist-ok trains nothing again and gives the same table
-    again = smoothing_study.main(
-        [
-            "--seeds",
-            "2",
-            "--settings",
-            "eps 0,eps 0 + post-hoc",
-            "--conditions",
-            "noisy",
-            "--data",
-            str(data),
-            "--holdout",
-            "0.25",
-            "--posthoc-method",
-            "platt",
-            "--project",
-            str(tmp_path),
-            "--name",
-            "st",
-            "--exist-ok",
-            "--",
-            "--imgsz",
-            "64",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "4",
-            "--workers",
-            "0",
-            "--device",
-            "cpu",
-            "--noval",
-        ]  # fmt: skip
-    )
+    again = smoothing_study.main(study + ["--exist-ok"] + training)
     assert again == out and json.loads((out / "study.json").read_text())["runs"]["noisy"] == runs
 
 

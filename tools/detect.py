@@ -40,6 +40,7 @@ from tools.detection.annotate import draw_detections, write_image  # noqa: E402
 from tools.detection.predict import predict, preprocess  # noqa: E402
 from tools.detection.sources import Frame, count_frames, iter_frames, list_sources  # noqa: E402
 from tools.detection.weights import is_onnx, load_weights  # noqa: E402
+from tools.evaluation.calibrators import carried_calibrator  # noqa: E402
 from tools.evaluation.cocojson import atomic_write_json, detections_to_coco  # noqa: E402
 from tools.evaluation.inference import select_device  # noqa: E402
 from tools.training.runs import increment_path  # noqa: E402
@@ -166,15 +167,10 @@ def run(args: argparse.Namespace) -> DetectResult:
     device = select_device(args.device)
     if args.half and (device.type != "cuda" or is_onnx(args.weights)):
         print("--half ignored: FP16 autocast is for .pt weights on CUDA (an ONNX file runs in its exported dtype)")
-    model, default_imgsz, calibrator = load_weights(args.weights, device)
+    model, default_imgsz, carried = load_weights(args.weights, device)
+    calibrator = carried_calibrator(carried, args.no_calibrator)
     if calibrator is not None:
-        if args.no_calibrator:
-            calibrator = None
-        else:
-            from tools.evaluation.calibrators import Calibrator
-
-            calibrator = Calibrator.from_state(calibrator)
-            print(f"scores calibrated by {calibrator.describe()} (--no-calibrator for the raw scores)")
+        print(f"scores calibrated by {calibrator.describe()} (--no-calibrator for the raw scores)")
     imgsz = args.imgsz or default_imgsz
     names = list(model.names)
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)

@@ -95,6 +95,7 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     from models.checkpoint import checkpoint_calibrator, load_checkpoint, load_model
     from tools.detection.onnx_runtime import OnnxDetector
     from tools.detection.weights import is_onnx
+    from tools.evaluation.calibrators import carried_calibrator
     from tools.evaluation.inference import evaluate_model
     from tools.training import dist
     from tools.training.runs import increment_path
@@ -111,20 +112,16 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     if gt is None:
         print(f"{data_yaml}: split {args.task!r} has no COCO JSON; evaluating against its yolo labels (no crowd)")
     if is_onnx(args.weights):  # an export of tools/export.py, run by onnxruntime, called like the model
-        model, ckpt = OnnxDetector(args.weights, device), {}
-        imgsz = args.imgsz or model.imgsz[0]
+        model = OnnxDetector(args.weights, device)
+        imgsz, carried = args.imgsz or model.imgsz[0], model.calibrator
     else:
         ckpt = load_checkpoint(args.weights, map_location="cpu")
         imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
         model = load_model(ckpt, map_location=device).to(device)
+        carried = checkpoint_calibrator(ckpt)
     dataset = build_dataset(data, args.task, imgsz, augment=False)
-    carried = model.calibrator if is_onnx(args.weights) else checkpoint_calibrator(ckpt)
-    state = None if args.no_calibrator else carried
-    calibrator = None
-    if state is not None:
-        from tools.evaluation.calibrators import Calibrator
-
-        calibrator = Calibrator.from_state(state)
+    calibrator = carried_calibrator(carried, args.no_calibrator)
+    if calibrator is not None:
         print(f"{args.weights}: post-hoc calibrator {calibrator.describe()}; reporting before and after")
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
     res = evaluate_model(

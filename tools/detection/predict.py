@@ -81,7 +81,6 @@ def predict(
     nms_thres = min(conf_thres, CALIBRATED_NMS_THRES)
     out = []
     for det in postprocess(pred, metas, nms_thres, iou_thres, max_det, multi_label=False, agnostic=agnostic):
-        det = det.clone()
         det[:, 4] = apply_calibrator(calibrator, det[:, 4], det[:, 5])
         det = det[det[:, 4] >= conf_thres]
         out.append(det[det[:, 4].argsort(descending=True, stable=True)])

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METHODS", "Calibrator", "apply_calibrator", "calibrate_results", "fit_calibrator"]
+__all__ = ["METHODS", "Calibrator", "apply_calibrator", "calibrate_results", "carried_calibrator", "fit_calibrator"]
 
 METHODS = ("temperature", "platt", "isotonic")
 _EPS = 1e-6
@@ -202,6 +202,12 @@ def fit_calibrator(
                 classes[int(k)] = _fit_one(method, p[m], y[m])
     meta = {"n": int(len(p)), "positives": int(y.sum()), **(info or {})}
     return Calibrator(method, _fit_one(method, p, y), per_class, classes, meta)
+
+
+def carried_calibrator(state: dict | None, disabled: bool = False) -> Calibrator | None:
+    """The calibrator whose ``state`` a checkpoint or ONNX export carries; None when it carries none or the user
+    asked for raw scores (``disabled``: ``--no-calibrator``)."""
+    return None if state is None or disabled else Calibrator.from_state(state)
 
 
 def apply_calibrator(calibrator: Calibrator | dict | None, scores: Any, cls: Any = None) -> Any:

@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from .state import precision_recall
-
 TRAIN_COLS = ("Epoch", "Mem", "box_loss", "obj_loss", "cls_loss", "Instances", "Size")
 VAL_COLS = ("Class", "Images", "Instances", "P", "R", "mAP50", "mAP50-95")
 W = 11  # column width
@@ -53,11 +51,29 @@ def per_class_pr(precision: np.ndarray) -> list[tuple[float, float]]:
     return out
 
 
+def mean_pr(pr: list[tuple[float, float]]) -> tuple[float, float]:
+    """Mean ``(P, R)`` over the classes of :func:`per_class_pr` that have ground truth (``(0, 0)`` if none)."""
+    valid = [x for x in pr if x[0] == x[0]]
+    if not valid:
+        return 0.0, 0.0
+    return float(np.mean([x[0] for x in valid])), float(np.mean([x[1] for x in valid]))
+
+
+def precision_recall(precision: np.ndarray) -> tuple[float, float]:
+    """Mean over classes of precision and recall at each class's best-F1 point of COCO's IoU-0.5 curve.
+
+    ``precision`` is COCOeval's interpolated ``[T, R=101, K]`` array (-1 where undefined); classes without ground
+    truth are left out. yolov5 reports P and R at the max-F1 confidence of its own curve; this is the same idea
+    read off COCO's curve.
+    """
+    return mean_pr(per_class_pr(precision))
+
+
 def class_table(res: Any, n_images: int) -> str:
     """The ``all`` line and one line per class from an :class:`tools.evaluation.EvalResult`."""
     per = res.coco.per_class
     pr = per_class_pr(res.coco.precision)
-    p_all, r_all = precision_recall(res.coco.precision)
+    p_all, r_all = mean_pr(pr)
     inst = sum(int(c["instances"]) for c in per)
     lines = [val_header(), val_line("all", n_images, inst, p_all, r_all, res.map50, res.map)]
     by_cat = dict(zip(res.coco.cat_ids, pr))

@@ -35,18 +35,3 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def precision_recall(precision: np.ndarray) -> tuple[float, float]:
-    """Mean over classes of precision and recall at each class's best-F1 point of COCO's IoU-0.5 curve.
-
-    ``precision`` is COCOeval's interpolated ``[T, R=101, K]`` array (-1 where undefined); classes without ground
-    truth are left out (:func:`tools.training.console.per_class_pr`). yolov5 reports P and R at the max-F1
-    confidence of its own curve; this is the same idea read off COCO's curve.
-    """
-    from .console import per_class_pr
-
-    pr = [x for x in per_class_pr(precision) if x[0] == x[0]]
-    if not pr:
-        return 0.0, 0.0
-    return float(np.mean([x[0] for x in pr])), float(np.mean([x[1] for x in pr]))

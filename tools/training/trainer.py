@@ -33,7 +33,7 @@ from .optim import build_optimizer, interp, lr_lambda, nominal_batch, resolve_op
 from .results import append_row, plot_results
 from .runs import save_yaml
 from .setup import TrainingError, autoanchor, build_datasets, build_loss, build_net, resolve_data
-from .state import precision_recall, rng_state, seed_everything, set_rng_state
+from .state import rng_state, seed_everything, set_rng_state
 from .timing import NullTimer, timed_iter
 
 NBS = 64  # nominal batch size
@@ -345,7 +345,7 @@ class Trainer:
             self.loss_fn.train(was)
         if res is None:  # non-zero ranks
             return _empty_val()
-        p, r = precision_recall(res.coco.precision)
+        p, r = console.precision_recall(res.coco.precision)
         ece = res.calibration.ece if res.calibration is not None else float("nan")
         vloss = res.val_loss or [0.0, 0.0, 0.0]
         if self.info.main:
