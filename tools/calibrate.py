@@ -27,18 +27,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data.split import holdout_split  # noqa: E402
 from tools.evaluation.calibrators import METHODS, Calibrator, fit_calibrator  # noqa: E402
-
-
-def holdout_split(n: int, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
-    """``(kept, held_out)`` sorted index lists: ``round(fraction * n)`` indices held out, drawn with ``seed``."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"the held-out fraction must be in (0, 1), got {fraction}")
-    k = round(fraction * n)
-    if k < 1 or k >= n:
-        raise ValueError(f"holding out {fraction:g} of {n} images leaves {k} held out and {n - k} kept; need both >= 1")
-    perm = np.random.default_rng(seed).permutation(n)
-    return sorted(perm[k:].tolist()), sorted(perm[:k].tolist())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
