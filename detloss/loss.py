@@ -165,6 +165,20 @@ class YoloLoss(nn.Module):
         """Build from a yolov5 hyp dict as ``ComputeLoss`` receives it (see :meth:`LossConfig.from_yolov5_hyp`)."""
         return cls(anchors, strides, num_classes, LossConfig.from_yolov5_hyp(hyp, **overrides))
 
+    @classmethod
+    def from_yolov5_model(
+        cls, model: Any, hyp: Mapping[str, Any] | None = None, scale_imgsz: int | None = None, **overrides: Any
+    ) -> YoloLoss:
+        """yolov5's ``ComputeLoss(model)`` as a YoloLoss: ``loss, items = loss_fn(p, targets)``, on the model's device.
+
+        Anchors, strides, nc and ``model.hyp`` are read by duck typing (:func:`detloss.yolov5_compat.read_yolov5_model`
+        says what and how); ``overrides`` are :class:`LossConfig` fields (e.g. ``label_smoothing_kind="online"``).
+        """
+        from .yolov5_compat import read_yolov5_model
+
+        m = read_yolov5_model(model, hyp, scale_imgsz)
+        return cls.from_yolov5_hyp(m.hyp, m.anchors, m.strides, m.num_classes, **overrides).to(m.device)
+
     def assign(self, targets: Tensor, grids: Sequence[tuple[int, int]]) -> list[LevelTargets]:
         """Run the configured target assignment (``no_grad``)."""
         anchors = self.anchors.to(targets.device)
