@@ -1,4 +1,5 @@
-"""A miniature study end to end: 2 settings (one the post-hoc baseline) x 2 seeds, noisy labels, 64 px, 1 epoch."""
+"""The study's summary files (round trip, hash, corrupt files), its tables from hand-made summaries, and a
+miniature study end to end (1 setting + post-hoc x 2 seeds, 64 px, 1 epoch)."""
 
 from __future__ import annotations
 
@@ -7,52 +8,125 @@ import json
 import pytest
 
 from tools import smoothing_study
+from tools.study.aggregate import group_runs, summary_rows, write_outputs
+from tools.study.summaries import REQUIRED_METRICS, RunKey, read_summary, scan, write_summary
 
 
-def test_miniature_study(tmp_path):
-    from data.demo import ensure_demo
-
-    data = ensure_demo(tmp_path / "demo", n_train=12, n_val=4)
-    study = ["--seeds", "2", "--settings", "eps 0,eps 0 + post-hoc", "--conditions", "noisy", "--data", str(data),
-             "--holdout", "0.25", "--posthoc-method", "platt", "--project", str(tmp_path), "--name", "st"]  # fmt: skip
-    training = ["--", "--imgsz", "64", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu",
-                "--noval"]  # fmt: skip
-    out = smoothing_study.main(study + training)
-    text = (out / "study.md").read_text()
-    assert "| eps 0 | 2 |" in text and "| eps 0 + post-hoc | 2 |" in text and "+-" in text
-    assert "Command: `python tools/smoothing_study.py --seeds 2" in text and "-- --imgsz 64" in text
-    assert (out / "study.png").is_file()
-    noise = json.loads((out / "data" / "noisy" / "noise.json").read_text())
-    assert noise["train"]["images"] == 9 and noise["calib"]["images"] == 3
-    assert noise["train"]["boxes_flipped"] == round(0.2 * noise["train"]["boxes_eligible"])
-    runs = json.loads((out / "study.json").read_text())["runs"]["noisy"]
-    assert len(runs["eps 0"]) == 2 and all("LaECE@0.25" in r and "n@0.25" in r for r in runs["eps 0"])
-    assert (out / "noisy" / "eps0-s1" / "weights" / "last-cal-platt.pt").is_file()
-    # a second call with --exist-ok trains nothing again and gives the same table
-    again = smoothing_study.main(study + ["--exist-ok"] + training)
-    assert again == out and json.loads((out / "study.json").read_text())["runs"]["noisy"] == runs
+def _metrics(m: float, top1: float = 0.6) -> dict:
+    base = {k: 0.1 for k in REQUIRED_METRICS}
+    base.update({"mAP50-95": m, "mAP50": m + 0.1, "n@0.25": 10, "top1": top1, "D-ECE@0.25": float("nan")})
+    return base
 
 
-def test_study_refuses_its_own_flags_after_the_separator():
+def test_summary_round_trip_and_hash(tmp_path):
+    key = RunKey("demo", "clean", "eps 0.1", 2, {"train": ["--epochs", "22"], "eps": 0.1})
+    path = write_summary(tmp_path, key, _metrics(0.3), posthoc={"mAP50-95": 0.3})
+    assert path.name == "clean-eps0.1-s2.json"
+    status = read_summary(path, key)
+    assert status.state == "ok" and status.summary["metrics"]["mAP50-95"] == 0.3
+    assert status.summary["metrics"]["D-ECE@0.25"] is None  # NaN is written as null (strict JSON)
+    # the same run planned with another flag has another hash: stale, trained again
+    other = RunKey("demo", "clean", "eps 0.1", 2, {"train": ["--epochs", "30"], "eps": 0.1})
+    assert other.digest() != key.digest() and read_summary(path, other).state == "stale"
+    assert read_summary(tmp_path / "nope.json", key).state == "missing"
+    with pytest.raises(ValueError, match="missing"):
+        write_summary(tmp_path, key, {"mAP50-95": 0.3})
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda t: t[: len(t) // 2],  # truncated
+        lambda t: "[1, 2]",  # not a summary
+        lambda t: t.replace('"mAP50-95": 0.3', '"mAP50-95": "high"'),  # a metric that is not a number
+        lambda t: t.replace('"seed": 2', '"seed": 3'),  # key edited: hash no longer matches
+    ],
+)
+def test_corrupt_summary_is_reported_and_rerun(tmp_path, damage, capsys):
+    key = RunKey("demo", "clean", "eps 0", 2, {"train": []})
+    path = write_summary(tmp_path / "runs", key, _metrics(0.3))
+    path.write_text(damage(path.read_text()))
+    status = read_summary(path, key)
+    assert status.state in ("corrupt", "stale") and status.reason
+    good, bad = scan(tmp_path / "runs")
+    assert not good and [b.path for b in bad] == [path]  # never silently counted
+    args, extra = smoothing_study.parse(["--settings", "eps 0", "--conditions", "clean", "--seeds", "3",
+                                         "--summaries", str(tmp_path)])  # fmt: skip
+    assert ("clean", "eps 0", 2) in smoothing_study.pending(args, extra)
+
+
+def test_pending_skips_runs_with_a_matching_summary(tmp_path):
+    args, extra = smoothing_study.parse(["--settings", "eps 0,eps 0.1", "--conditions", "clean", "--seeds", "2",
+                                         "--summaries", str(tmp_path), "--", "--epochs", "3"])  # fmt: skip
+    assert len(smoothing_study.pending(args, extra)) == 4
+    write_summary(tmp_path / "runs", smoothing_study.run_key(args, extra, "clean", "eps 0.1", 1), _metrics(0.3))
+    todo = smoothing_study.pending(args, extra)
+    assert ("clean", "eps 0.1", 1) not in todo and len(todo) == 3
+    # another epoch count is another study: nothing is skipped
+    args2, extra2 = smoothing_study.parse(["--settings", "eps 0,eps 0.1", "--conditions", "clean", "--seeds", "2",
+                                           "--summaries", str(tmp_path), "--", "--epochs", "4"])  # fmt: skip
+    assert len(smoothing_study.pending(args2, extra2)) == 4
+
+
+def test_table_and_summary_json_from_hand_made_summaries(tmp_path):
+    runs = tmp_path / "runs"
+    values = {"eps 0": [0.30, 0.31, 0.32], "eps 0.1": [0.25, 0.26, 0.24]}
+    for setting, maps in values.items():
+        for seed, m in enumerate(maps):
+            key = RunKey("demo", "clean", setting, seed, {"train": ["--epochs", "22"]})
+            write_summary(runs, key, _metrics(m), posthoc={**_metrics(m), "D-ECE@0.25": 0.05, "top1": 0.0})
+    docs, bad = scan(runs)
+    assert len(docs) == 6 and not bad
+    grouped = group_runs(docs, ["eps 0", "eps 0.1"])
+    assert list(grouped["clean"]) == ["eps 0", "eps 0 + post-hoc", "eps 0.1", "eps 0.1 + post-hoc"]
+    assert grouped["clean"]["eps 0 + post-hoc"][0]["top1"] == 0.6  # class scores are the model's, not the file's
+    rows = {r["setting"]: r for r in summary_rows(grouped)}
+    assert rows["eps 0"]["seeds"] == 3 and rows["eps 0"]["map50_95_mean"] == pytest.approx(0.31)
+    assert rows["eps 0"]["map50_95_std"] == pytest.approx(0.01)
+    assert rows["eps 0"]["d_ece_025_mean"] is None and rows["eps 0 + post-hoc"]["d_ece_025_mean"] == 0.05
+    paths = write_outputs(tmp_path, "demo", docs, "cmd", ["eps 0", "eps 0.1"])
+    doc = json.loads(paths["summary"].read_text())
+    assert doc["dataset"] == "demo" and doc["regime"]["train_flags"] == ["--epochs", "22"]
+    assert {"setting", "condition", "seeds", "map50_95_mean", "map50_95_std", "map50_mean", "d_ece_025_mean",
+            "d_ece_025_std", "laece_025_mean", "n_025_mean", "top1_mean"} <= set(doc["rows"][0])  # fmt: skip
+    table = paths["table"].read_text()
+    # eps 0.1 is 0.06 below eps 0 with a standard error of ~0.01: marked as beyond the seed noise
+    assert "| eps 0.1 | 3 | 0.2500 +- 0.0100 *" in table and "| eps 0 | 3 | 0.3100 +- 0.0100 |" in table
+    assert paths["plot"].is_file()
+
+
+def test_study_refuses_its_own_flags_and_time_budgets():
     with pytest.raises(ValueError, match="set by the study"):
         smoothing_study.parse(["--", "--label-smoothing", "0.1"])
+    with pytest.raises(ValueError, match="fixed --epochs"):
+        smoothing_study.parse(["--", "--time", "0.1"])
     with pytest.raises(ValueError, match="unknown"):
         smoothing_study.parse(["--settings", "eps 0.2"])
     with pytest.raises(ValueError, match="--jobs"):
         smoothing_study.parse(["--jobs", "0"])
 
 
-def test_parallel_study_trains_in_subprocesses(tmp_path):
+@pytest.mark.slow
+def test_miniature_study_end_to_end(tmp_path):
     from data.demo import ensure_demo
 
-    data = ensure_demo(tmp_path / "demo", n_train=8, n_val=3)
-    argv = ["--seeds", "2", "--settings", "eps 0", "--conditions", "clean", "--data", str(data), "--holdout",
-            "0.25", "--project", str(tmp_path), "--name", "par", "--jobs", "2", "--", "--imgsz", "64", "--epochs", "1",
+    data = ensure_demo(tmp_path / "demo", n_train=12, n_val=4)
+    argv = ["--seeds", "1", "--settings", "eps 0 + post-hoc", "--conditions", "noisy", "--data", str(data),
+            "--dataset", "mini", "--holdout", "0.25", "--posthoc-method", "platt", "--project", str(tmp_path),
+            "--summaries", str(tmp_path / "docs"), "--", "--imgsz", "64", "--epochs", "1",
             "--batch-size", "4", "--workers", "0", "--device", "cpu", "--noval", "--noplots"]  # fmt: skip
     out = smoothing_study.main(argv)
-    for name in ("eps0-s0", "eps0-s1"):
-        run = out / "clean" / name
-        assert smoothing_study.finished(run) and "epochs completed" in (run / "train.log").read_text()
-    runs = json.loads((out / "study.json").read_text())["runs"]["clean"]
-    assert list(runs) == ["eps 0"] and len(runs["eps 0"]) == 2
-    assert "--jobs 2" in (out / "study.md").read_text()
+    files = sorted(p.name for p in (out / "runs").glob("*.json"))
+    assert files == ["noisy-eps0-s0.json"]
+    doc = json.loads((out / "runs" / files[0]).read_text())
+    assert doc["key"]["flags"]["noise"] == 0.2 and doc["train_argv_tail"][:2] == ["--data", doc["train_argv_tail"][1]]
+    assert {"true", "other", "top1", "wrong_class@0.001"} <= set(doc["metrics"]) | set(doc["analysis"])
+    assert "mAP50-95" in doc["posthoc"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["setting"], r["seeds"]) for r in summary["rows"]] == [("eps 0", 1), ("eps 0 + post-hoc", 1)]
+    noise = json.loads((tmp_path / "mini" / "data" / "noisy" / "noise.json").read_text())
+    assert noise["train"]["images"] == 9 and noise["calib"]["images"] == 3
+    # the summaries alone decide: a second call trains nothing and the files stay as they were
+    before = {f: (out / "runs" / f).read_text() for f in files}
+    assert smoothing_study.main(argv) == out
+    assert {f: (out / "runs" / f).read_text() for f in files} == before

@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     p.add_argument("--imgsz", type=int, default=None, help="default: each checkpoint's training size")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--device", default="")
+    p.add_argument("--json-out", default=None, help="write {weights: {column: value}} as JSON")
     args = p.parse_args(argv)
 
     from data.datasets import build_dataset, collate_fn
@@ -94,6 +95,12 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
         out[w] = res
         print(f"| {w} | " + " | ".join(f"{res[c]:.4f}" if c != "positives" else f"{res[c]:.0f}" for c in COLUMNS)
               + " |")  # fmt: skip
+    if args.json_out:
+        import json
+
+        from detloss.io import atomic_write
+
+        atomic_write(args.json_out, json.dumps(out, indent=1))
     return out
 
 
