@@ -63,6 +63,8 @@ SETTINGS: dict[str, tuple[float, str]] = {
     "uniform 0.1": (0.1, "uniform"),
     "online 0.1": (0.1, "online"),
 }
+# training order within a seed: the main command's comparison first (a partial study answers it soonest)
+PRIORITY = ("eps 0", "eps 0.1", "online 0.1", "eps 0.01", "uniform 0.1", "eps 0.05")
 CONDITIONS = ("clean", "noisy")
 OWN_FLAGS = ("--data", "--seed", "--label-smoothing", "--label-smoothing-kind", "--project", "--name", "--resume")
 
@@ -179,7 +181,7 @@ def train_argv(extra: list[str], setting: str, seed: int, data_yaml: Path, cond_
 
 def plan(args: argparse.Namespace, extra: list[str]) -> list[tuple[str, str, int]]:
     """``(condition, setting, seed)`` of every run to train, seeds outermost so partial studies stay balanced."""
-    trained = [s for s in SETTINGS if s in args.settings or (s == "eps 0" and POSTHOC in args.settings)]
+    trained = [s for s in PRIORITY if s in args.settings or (s == "eps 0" and POSTHOC in args.settings)]
     return [(c, s, seed) for c in args.conditions for seed in range(args.seeds) for s in trained]
 
 
