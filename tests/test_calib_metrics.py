@@ -6,14 +6,9 @@ import numpy as np
 import pytest
 
 from tools.evaluation import check_detections, check_ground_truth
-from tools.evaluation.calib_metrics import (
-    DetectionTable,
-    calibration_figures,
-    detection_table,
-    laece,
-    position_ece,
-    reliability,
-)
+from tools.evaluation.calib_metrics import calibration_figures, laece, position_ece
+from tools.evaluation.calibration import reliability
+from tools.evaluation.matching import DetectionTable, detection_table
 
 
 def _case(gt_boxes: list[tuple], dets: list[tuple], size: int = 100) -> DetectionTable:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tools.evaluation.calib_metrics import DetectionTable
 from tools.evaluation.calib_plots import plot_reliability_grid, save_reliability_plots
+from tools.evaluation.matching import DetectionTable
 
 pytest.importorskip("matplotlib")
 

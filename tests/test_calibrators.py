@@ -19,6 +19,7 @@ from tools.evaluation.calibrators import (
     calibrate_results,
     fit_calibrator,
 )
+from tools.inference.postprocess import calibrate_detections
 
 
 def _overconfident(n: int, seed: int, sharpen: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -76,10 +77,13 @@ def test_state_round_trip_tensor_and_results():
     cal = fit_calibrator(p, y, "isotonic", c, per_class=True, min_count=10)
     again = Calibrator.from_state(cal.state())
     np.testing.assert_allclose(again(p, c), cal(p, c))
-    t = torch.tensor(p[:5], dtype=torch.float32)
-    out = apply_calibrator(cal.state(), t, torch.tensor(c[:5]))
+    det = torch.zeros(5, 6)
+    det[:, 4], det[:, 5] = torch.tensor(p[:5], dtype=torch.float32), torch.tensor(c[:5], dtype=torch.float32)
+    out = calibrate_detections(det.clone(), cal.state())[:, 4]  # a model's NMS output, calibrated in place
     assert out.dtype == torch.float32 and torch.allclose(out, torch.tensor(cal(p[:5], c[:5]), dtype=torch.float32))
-    assert apply_calibrator(None, t) is t
+    assert torch.equal(calibrate_detections(det.clone(), None), det)
+    a = p[:5].astype(np.float32)
+    assert apply_calibrator(None, a) is a and apply_calibrator(cal, a, c[:5]).dtype == np.float32
     res = [{"image_id": 1, "category_id": 7 + int(k), "bbox": [0, 0, 1, 1], "score": float(s)} for s, k in zip(p, c)]
     new = calibrate_results(res, cal, cat_ids=[7, 8])
     np.testing.assert_allclose([r["score"] for r in new], cal(p, c))

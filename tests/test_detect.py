@@ -15,7 +15,8 @@ from data.datasets import build_dataset, collate_fn
 from models.checkpoint import load_model
 from tests.detect_helpers import IMGSZ, demo_and_weights, val_images
 from tools import detect
-from tools.evaluation.inference import infer
+from tools.evaluation import EvalConfig
+from tools.inference.loop import infer
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def _eval_boxes(setup: dict) -> dict[str, np.ndarray]:
     ds = build_dataset(setup["data"], "val", IMGSZ)
     loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_fn)
     model = load_model(setup["weights"])
-    res = infer(model, loader, "cpu", conf_thres=0.25, iou_thres=0.45, max_det=1000, multi_label=False)
+    res = infer(model, loader, "cpu", EvalConfig(conf_thres=0.25, iou_thres=0.45, max_det=1000), multi_label=False)
     out: dict[str, list] = {Path(f).name: [] for f in ds.im_files}
     for d in res.results:
         x, y, w, h = d["bbox"]

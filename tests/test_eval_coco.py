@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tools import eval as eval_cli
-from tools.evaluation import STAT_NAMES, evaluate_results, read_json
+from tools.evaluation import STAT_NAMES, EvalConfig, evaluate_results, read_json
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "coco"
 
@@ -39,8 +39,8 @@ def _evaluate(name: str, backend: str):
     gt, dt = SETS[name]
     if name == "toy_id0":
         with pytest.warns(UserWarning, match="id 0"):
-            return evaluate_results(FIX / gt, FIX / dt, backend=backend)
-    return evaluate_results(FIX / gt, FIX / dt, backend=backend)
+            return evaluate_results(FIX / gt, FIX / dt, EvalConfig(backend=backend))
+    return evaluate_results(FIX / gt, FIX / dt, EvalConfig(backend=backend))
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +113,8 @@ def test_results_are_not_mutated_by_evaluation(tmp_path):
     gt = read_json(FIX / SETS["crowd"][0])
     dt = read_json(FIX / SETS["crowd"][1])
     gt0, dt0 = copy.deepcopy(gt), copy.deepcopy(dt)
-    a = evaluate_results(gt, dt, backend="pycocotools")
-    b = evaluate_results(gt, dt, backend="faster")
+    a = evaluate_results(gt, dt, EvalConfig(backend="pycocotools"))
+    b = evaluate_results(gt, dt, EvalConfig(backend="faster"))
     assert gt == gt0 and dt == dt0 and a.stats == b.stats
 
 

@@ -17,8 +17,11 @@ from data.demo import ensure_demo
 from data.yaml_io import load_data_yaml
 from models import build_model, save_checkpoint
 from tools import eval as eval_cli
-from tools.evaluation import read_json
-from tools.evaluation.inference import evaluate_model, ground_truth_from_dataset, run_inference, select_device
+from tools.evaluation import EvalConfig, read_json
+from tools.inference.datasets import ground_truth_from_dataset
+from tools.inference.device import select_device
+from tools.inference.evaluate import evaluate_model
+from tools.inference.loop import infer
 
 IMGSZ = 64
 
@@ -91,22 +94,22 @@ def test_oracle_model_scores_ap_one(demo, use_json_gt):
     data = demo["data"]
     ds = build_dataset(data, "val", 128, augment=False)
     gt = coco_gt_for(data, "val") if use_json_gt else None  # None: ground truth from the dataset's labels
-    res = evaluate_model(OracleModel(ds, len(data["names"])), ds, gt, batch_size=3, device="cpu", backend="faster")
+    res = evaluate_model(OracleModel(ds, len(data["names"])), ds, EvalConfig(batch_size=3, backend="faster"), gt, "cpu")
     assert res is not None
     assert res.map50 == pytest.approx(1.0, abs=1e-9) and res.map > 0.99
     assert res.calibration.ece == pytest.approx(0.1, abs=1e-6) and res.calibration.n == res.n_detections
     assert res.n_detections == sum(len(lb) for lb in ds.labels)
 
 
-def test_run_inference_maps_boxes_back_to_original_pixels(demo):
+def test_infer_maps_boxes_back_to_original_pixels(demo):
     data = demo["data"]
     ds = build_dataset(data, "val", 128, augment=False)
     from data.datasets import collate_fn
 
     loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_fn)
-    results = run_inference(
+    results = infer(
         OracleModel(ds, len(data["names"])), loader, torch.device("cpu"), cat_ids=[10, 11, 12, 13, 14, 15]
-    )
+    ).results
     gt = ground_truth_from_dataset(ds)
     first = sorted(r["bbox"] for r in results if r["image_id"] == 0)
     truth = sorted(a["bbox"] for a in gt["annotations"] if a["image_id"] == 0)
@@ -116,7 +119,7 @@ def test_run_inference_maps_boxes_back_to_original_pixels(demo):
     assert {r["category_id"] for r in results} <= {10, 11, 12, 13, 14, 15}
     with pytest.raises(ValueError, match="augment=False"):
         augmented = next(iter(loader))[:3] + ([{"image_id": 0, "ratio": None, "pad": None}],)
-        run_inference(OracleModel(ds, 6), [augmented], "cpu", cat_ids=list(range(6)))
+        infer(OracleModel(ds, 6), [augmented], "cpu", cat_ids=list(range(6)))
 
 
 def test_select_device():
@@ -141,7 +144,8 @@ def _worker(rank: int, world: int, port: int, weights: str, yaml_file: str, out:
     from data.datasets import build_dataset, coco_gt_for
     from data.yaml_io import load_data_yaml
     from models import load_model
-    from tools.evaluation.inference import evaluate_model
+    from tools.evaluation import EvalConfig
+    from tools.inference.evaluate import evaluate_model
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -149,7 +153,7 @@ def _worker(rank: int, world: int, port: int, weights: str, yaml_file: str, out:
         torch.set_num_threads(1)
         data = load_data_yaml(yaml_file)
         ds = build_dataset(data, "val", IMGSZ)
-        res = evaluate_model(load_model(weights), ds, coco_gt_for(data, "val"), batch_size=1, device="cpu")
+        res = evaluate_model(load_model(weights), ds, EvalConfig(batch_size=1), coco_gt_for(data, "val"), "cpu")
         if rank == 0:
             Path(out).write_text(json.dumps(res.to_dict()))
         else:
@@ -171,7 +175,7 @@ def test_distributed_shards_equal_single_process(demo, tmp_path):
     mp.spawn(_worker, args=args, nprocs=2, join=True)
     dist_res = json.loads(out.read_text())
     ds = build_dataset(data, "val", IMGSZ)
-    single = evaluate_model(load_model(demo["weights"]), ds, coco_gt_for(data, "val"), batch_size=1, device="cpu")
+    single = evaluate_model(load_model(demo["weights"]), ds, EvalConfig(batch_size=1), coco_gt_for(data, "val"), "cpu")
     assert dist_res["images"] == single.n_images == 8
     assert dist_res["detections"] == single.n_detections
     assert dist_res["stats"] == pytest.approx(single.stats, abs=1e-9)

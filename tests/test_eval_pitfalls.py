@@ -16,6 +16,7 @@ import torch
 from tools import eval as eval_cli
 from tools.evaluation import (
     CocoFormatError,
+    EvalConfig,
     atomic_write_json,
     coco80_to_91,
     detections_to_coco,
@@ -42,7 +43,7 @@ def _gt(n_images: int = 2) -> dict:
 
 @pytest.mark.parametrize("backend", ["pycocotools", "faster"])
 def test_empty_detections_give_zeros_and_minus_one_for_absent_ranges(backend):
-    res = evaluate_results(_gt(), [], backend=backend)
+    res = evaluate_results(_gt(), [], EvalConfig(backend=backend))
     # objects: small (a) and medium (b); no large non-crowd object (the large-ish crowd region does not count)
     assert res.stats == [0, 0, 0, 0, 0, -1, 0, 0, 0, 0, 0, -1]
     assert res.coco.backend == "none" and res.n_detections == 0
@@ -70,7 +71,7 @@ def test_empty_detections_equal_faster_coco_evals_native_handling(name):
 
     gt = read_json(FIX / name)
     with pytest.warns(UserWarning) if "id0" in name else contextlib.nullcontext():
-        ours = evaluate_results(gt, [], backend="faster")
+        ours = evaluate_results(gt, [], EvalConfig(backend="faster"))
     coco = COCO(gt)
     ev = COCOeval_faster(coco, coco.loadRes([]), "bbox", print_function=lambda *a: None)
     ev.evaluate()
@@ -84,9 +85,9 @@ def test_empty_detections_equal_faster_coco_evals_native_handling(name):
 def test_annotation_id_zero_warns_and_reindex_fixes(backend):
     gt, dt = FIX / "toy_gt_id0.json", FIX / "toy_dt.json"
     with pytest.warns(UserWarning, match="annotation has id 0"):
-        as_is = evaluate_results(gt, dt, backend=backend)
+        as_is = evaluate_results(gt, dt, EvalConfig(backend=backend))
     assert abs(as_is.map - 0.495217) < 1e-6
-    fixed = evaluate_results(gt, dt, backend=backend, reindex_ann_ids=True)  # no warning
+    fixed = evaluate_results(gt, dt, EvalConfig(backend=backend), reindex_ann_ids=True)  # no warning
     assert abs(fixed.map - 0.597923) < 1e-6
 
 
@@ -166,7 +167,7 @@ def test_missing_area_uses_wh_with_a_warning_and_missing_iscrowd_is_zero():
     del gt["annotations"][0]["iscrowd"]
     dt = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9}]
     with pytest.warns(UserWarning, match="3 annotations have no 'area'"):
-        res = evaluate_results(gt, dt, backend="pycocotools")
+        res = evaluate_results(gt, dt, EvalConfig(backend="pycocotools"))
     assert res.stats[3] == pytest.approx(1.0, abs=1e-12)  # the 20x20 box is small (w*h = 400): AP_small perfect
     assert "area" not in gt["annotations"][0]  # the caller's dict is untouched
 
@@ -178,10 +179,10 @@ def test_img_ids_restricts_like_a_filtered_ground_truth():
         {"image_id": 2, "category_id": 2, "bbox": [0, 0, 40, 50], "score": 0.8},
         {"image_id": 2, "category_id": 1, "bbox": [0, 0, 40, 50], "score": 0.7},
     ]
-    sub = evaluate_results(gt, dt, backend="faster", img_ids=[2])
+    sub = evaluate_results(gt, dt, EvalConfig(backend="faster"), img_ids=[2])
     gt_f = dict(gt, images=[im for im in gt["images"] if im["id"] == 2])
     gt_f["annotations"] = [a for a in gt["annotations"] if a["image_id"] == 2]
-    ref = evaluate_results(gt_f, [d for d in dt if d["image_id"] == 2], backend="pycocotools")
+    ref = evaluate_results(gt_f, [d for d in dt if d["image_id"] == 2], EvalConfig(backend="pycocotools"))
     np.testing.assert_allclose(sub.stats, ref.stats, atol=1e-12)
     assert sub.n_images == 1 and sub.n_detections == 2 and sub.calibration.n == 2
     with pytest.raises(ValueError, match="img_ids not in the ground truth"):

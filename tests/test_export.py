@@ -20,7 +20,7 @@ from tools import export
 pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from tools.detection.onnx_runtime import OnnxDetector  # noqa: E402
+from tools.inference.onnx_runtime import OnnxDetector  # noqa: E402
 
 
 @pytest.fixture(scope="module")

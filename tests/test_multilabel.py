@@ -136,8 +136,9 @@ def test_evaluation_counts_both_classes_ground_truth(tmp_path):
     import numpy as np
 
     from data.datasets import YoloDataset
+    from tools.evaluation import EvalConfig
     from tools.evaluation.evaluate import evaluate_results
-    from tools.evaluation.inference import ground_truth_from_dataset
+    from tools.inference.datasets import ground_truth_from_dataset
 
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
@@ -156,7 +157,7 @@ def test_evaluation_counts_both_classes_ground_truth(tmp_path):
     dets = [{"image_id": 0, "category_id": c, "bbox": box, "score": 0.9} for c in (1, 3)]
     dets.append({"image_id": 0, "category_id": 0, "bbox": [60.0, 10.0, 20.0, 20.0], "score": 0.8})
     dets.append({"image_id": 0, "category_id": 2, "bbox": [65.0, 65.0, 15.0, 15.0], "score": 0.7})  # in the region
-    res = evaluate_results(gt, dets, backend="pycocotools")
+    res = evaluate_results(gt, dets, EvalConfig(backend="pycocotools"))
     inst = {c["category_id"]: c["instances"] for c in res.coco.per_class}
     assert inst == {0: 1, 1: 1, 2: 0, 3: 1}
     ap50 = {c["category_id"]: c["ap50"] for c in res.coco.per_class}

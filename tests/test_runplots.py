@@ -12,7 +12,7 @@ import torch
 
 from data.demo import ensure_demo
 from tools import train
-from tools.evaluation.batchimages import MIN_TILE, batch_grid, targets_to_xyxy
+from tools.detection.batchimages import MIN_TILE, batch_grid, targets_to_xyxy
 
 pytest.importorskip("matplotlib")
 

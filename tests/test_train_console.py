@@ -10,7 +10,6 @@ from torch.utils.data import DataLoader
 
 from data.datasets import collate_fn
 from tools import train
-from tools.training import console
 
 
 def _second_pass_losses(tr) -> list[float]:
@@ -52,12 +51,14 @@ def test_terminal_shows_header_val_line_and_summary(tiny_data, tmp_path, capsys)
     assert "autoanchor:" in out
 
 
-def test_per_class_pr_reads_best_f1_point():
+def test_best_f1_pr_reads_best_f1_point():
     import numpy as np
+
+    from tools.evaluation.coco import best_f1_pr
 
     prec = -np.ones((10, 101, 2))
     prec[0, :, 0] = 1.0  # class 0: perfect up to recall 1
-    pr = console.per_class_pr(prec)
+    pr = best_f1_pr(prec)
     assert pr[0] == (1.0, 1.0)
     assert pr[1][0] != pr[1][0]  # class 1 has no ground truth: nan
 

@@ -59,18 +59,18 @@ def fit_on_model(args: argparse.Namespace) -> tuple[Calibrator, dict]:
     import torch
 
     from data.datasets import build_dataset, coco_gt_for, collate_fn
-    from data.demo import ensure_demo
-    from data.yaml_io import load_data_yaml
     from models.checkpoint import load_checkpoint, load_model
-    from tools.evaluation import check_detections, check_ground_truth, match_detections
+    from tools.evaluation import EvalConfig, check_detections, check_ground_truth, match_detections
+    from tools.evaluation.cocojson import class_indices
     from tools.evaluation.evaluate import load_ground_truth
-    from tools.evaluation.inference import ground_truth_from_dataset, infer, select_device
+    from tools.inference import checkpoint_imgsz, infer, select_device
+    from tools.inference.datasets import ground_truth_from_dataset, resolve_data
 
     ckpt = load_checkpoint(args.weights)
-    imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
+    imgsz = args.imgsz or checkpoint_imgsz(ckpt)
     device = select_device(args.device)
     model = load_model(ckpt, map_location=device)
-    data = load_data_yaml(args.data if args.data else ensure_demo())
+    data = resolve_data(args.data)[0]
     split = args.cal_split or "train"
     ds = build_dataset(data, split, imgsz, augment=False)
     gt_src = coco_gt_for(data, split)  # the split's COCO JSON when it has one (crowd flags), else its labels
@@ -84,15 +84,15 @@ def fit_on_model(args: argparse.Namespace) -> tuple[Calibrator, dict]:
         print(f"calibrate.py: fitting on {source}; if the model trained on them its scores there are optimistic")
     loader = torch.utils.data.DataLoader(subset, batch_size=args.batch_size, num_workers=args.workers,
                                          collate_fn=collate_fn)  # fmt: skip
-    out = infer(model, loader, device, args.conf_thres, args.iou_thres, args.max_det, cat_ids=ds.cat_ids)
+    config = EvalConfig(conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det)
+    out = infer(model, loader, device, config, ds.cat_ids)
     dt = check_detections(out.results, gt, "<calibration detections>")
     labels = match_detections(gt, dt, 0.5, out.image_ids)
     keep = labels >= 0
     if not keep.any():
         raise ValueError(f"the model made no detections with confidence >= {args.conf_thres:g} on {source}")
-    index = {c: k for k, c in enumerate(ds.cat_ids)}
     scores = np.array([d["score"] for d in dt])[keep]
-    cls = np.array([index[d["category_id"]] for d in dt])[keep]
+    cls = class_indices(dt, ds.cat_ids)[keep]
     info = {"source": source, "conf_thres": args.conf_thres, "iou_thres": 0.5, "images": len(out.image_ids)}
     cal = fit_calibrator(scores, labels[keep], args.method, cls, args.per_class, info=info)
     return cal, ckpt

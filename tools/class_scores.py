@@ -77,18 +77,17 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     args = p.parse_args(argv)
 
     from data.datasets import build_dataset, collate_fn
-    from data.demo import ensure_demo
-    from data.yaml_io import load_data_yaml
     from models.checkpoint import load_checkpoint, load_model
-    from tools.evaluation.inference import select_device
+    from tools.inference import checkpoint_imgsz, select_device
+    from tools.inference.datasets import resolve_data
 
     device = select_device(args.device)
-    data = load_data_yaml(args.data if args.data else ensure_demo())
+    data = resolve_data(args.data)[0]
     out: dict[str, dict[str, float]] = {}
     print("| weights | " + " | ".join(COLUMNS) + " |\n|---|" + "---|" * len(COLUMNS))
     for w in args.weights:
         ckpt = load_checkpoint(w, map_location="cpu")
-        imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
+        imgsz = args.imgsz or checkpoint_imgsz(ckpt)
         ds = build_dataset(data, args.task, imgsz, augment=False)
         loader = torch.utils.data.DataLoader(ds, batch_size=args.batch_size, collate_fn=collate_fn)
         res = class_scores(load_model(ckpt, map_location=device), loader, device)

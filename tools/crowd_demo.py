@@ -35,6 +35,7 @@ import yaml  # noqa: E402
 
 from data.convert import yolo_to_coco  # noqa: E402
 from data.demo import ensure_demo  # noqa: E402
+from tools.evaluation.boxes import box_overlap, xywh_to_xyxy  # noqa: E402
 
 
 def _xyxy(rows: np.ndarray) -> np.ndarray:
@@ -108,16 +109,6 @@ def make(out: Path, frac: float = 0.5, radius: float = 0.3, seed: int = 0) -> di
     return paths
 
 
-def _iou(a: np.ndarray, b: np.ndarray, over_a: bool = False) -> np.ndarray:
-    """Pairwise IoU (or intersection over ``a``'s area) of xywh boxes ``[n, 4]`` and ``[m, 4]``."""
-    a2, b2 = a[:, None, :2] + a[:, None, 2:], b[None, :, :2] + b[None, :, 2:]
-    wh = (np.minimum(a2, b2) - np.maximum(a[:, None, :2], b[None, :, :2])).clip(0)
-    inter = wh[..., 0] * wh[..., 1]
-    area_a = (a[:, 2] * a[:, 3])[:, None]
-    denom = area_a if over_a else area_a + (b[:, 2] * b[:, 3])[None] - inter
-    return inter / np.maximum(denom, 1e-9)
-
-
 def count_false_positives(results: list[dict], gt: dict, conf: float = 0.25) -> dict[str, int]:
     """True and false positives of COCO ``results`` at ``score >= conf``, and the false positives in crowd regions."""
     out = {"detections": 0, "tp": 0, "fp": 0, "fp_in_crowd": 0}
@@ -128,21 +119,21 @@ def count_false_positives(results: list[dict], gt: dict, conf: float = 0.25) -> 
         dets = [r for r in results if r["image_id"] == image_id and r["score"] >= conf]
         dets.sort(key=lambda r: -r["score"])
         anns = by_img.get(image_id, [])
-        crowd = np.array([a["bbox"] for a in anns if a["iscrowd"]], dtype=np.float64).reshape(-1, 4)
+        crowd = xywh_to_xyxy([a["bbox"] for a in anns if a["iscrowd"]])
         taken: set[int] = set()
         for d in dets:
             out["detections"] += 1
-            box = np.array([d["bbox"]], dtype=np.float64)
+            box = xywh_to_xyxy([d["bbox"]])
             cands = [
                 a for a in anns if not a["iscrowd"] and a["category_id"] == d["category_id"] and a["id"] not in taken
             ]
-            ious = _iou(box, np.array([a["bbox"] for a in cands]).reshape(-1, 4))[0] if cands else np.zeros(0)
+            ious = box_overlap(box, xywh_to_xyxy([a["bbox"] for a in cands]))[0] if cands else np.zeros(0)
             if len(ious) and ious.max() >= 0.5:
                 taken.add(cands[int(ious.argmax())]["id"])
                 out["tp"] += 1
                 continue
             out["fp"] += 1
-            if len(crowd) and _iou(box, crowd, over_a=True).max() >= 0.5:
+            if len(crowd) and box_overlap(box, crowd, over="first").max() >= 0.5:
                 out["fp_in_crowd"] += 1
     return out
 
@@ -153,15 +144,16 @@ def count(weights: Path, data: Path, conf: float = 0.25, imgsz: int = 128) -> di
 
     from data.datasets import build_dataset, collate_fn
     from models.checkpoint import load_model
+    from tools.evaluation.config import EvalConfig
     from tools.evaluation.evaluate import evaluate_results
-    from tools.evaluation.inference import infer
+    from tools.inference.loop import infer
 
     d = yaml.safe_load(Path(data).read_text())
     ds = build_dataset(data, "val", imgsz)
     loader = torch.utils.data.DataLoader(ds, batch_size=16, collate_fn=collate_fn)
-    res = infer(load_model(weights), loader, "cpu", conf_thres=0.001)
+    res = infer(load_model(weights), loader, "cpu", EvalConfig(conf_thres=0.001))
     gt = json.loads(Path(d["val_json"]).read_text())
-    stats = evaluate_results(gt, res.results, backend="pycocotools")
+    stats = evaluate_results(gt, res.results, EvalConfig(backend="pycocotools"))
     return {"mAP50": stats.map50, "mAP50-95": stats.map, **count_false_positives(res.results, gt, conf)}
 
 

@@ -7,7 +7,7 @@
     python tools/detect.py --weights best.pt --source clip.mp4 --device 0 --half
 
 Flags and defaults follow ultralytics yolov5 ``detect.py``. Pre- and post-processing are the evaluation's
-(``tools.detection.predict``), so the boxes equal ``tools/eval.py``'s for the same images and thresholds
+(``tools.inference.predict``), so the boxes equal ``tools/eval.py``'s for the same images and thresholds
 (detect keeps the best class of each box, ``multi_label=False``, as yolov5 detect does).
 
 Outputs in ``<project>/<name>`` (``runs/detect/exp``, ``exp2``, ... unless ``--exist-ok``): the annotated
@@ -37,12 +37,12 @@ import torch  # noqa: E402
 
 from detloss.io import atomic_write  # noqa: E402
 from tools.detection.annotate import draw_detections, write_image  # noqa: E402
-from tools.detection.predict import predict, preprocess  # noqa: E402
 from tools.detection.sources import Frame, count_frames, iter_frames, list_sources  # noqa: E402
-from tools.detection.weights import is_onnx, load_weights  # noqa: E402
 from tools.evaluation.calibrators import carried_calibrator  # noqa: E402
 from tools.evaluation.cocojson import atomic_write_json, detections_to_coco  # noqa: E402
-from tools.evaluation.inference import select_device  # noqa: E402
+from tools.inference.device import select_device  # noqa: E402
+from tools.inference.predict import predict, preprocess  # noqa: E402
+from tools.inference.weights import is_onnx, load_weights  # noqa: E402
 from tools.training.runs import increment_path  # noqa: E402
 
 

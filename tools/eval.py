@@ -13,7 +13,7 @@ Model (yolov5 ``val.py`` flags and defaults)::
 Without ``--data`` the model is evaluated on the built-in demo dataset. The ground truth is the split's COCO
 JSON (``--gt`` overrides it; a yolo-layout split without one is evaluated against its own labels). The model's
 COCO results are written to ``<project>/<name>/predictions.json`` (``runs/val/exp``, ``exp2``, ... unless
-``--exist-ok``), with the run's pictures (``tools/evaluation/runplots.py``: confusion matrix, P/R/F1 curves, val
+``--exist-ok``), with the run's pictures (``tools/detection/runplots.py``: confusion matrix, P/R/F1 curves, val
 batch 0; ``--noplots`` skips them). ``--weights`` may also be an ONNX export of ``tools/export.py``, run by onnxruntime.
 
 Prints the 12 COCO numbers in cocoapi's layout, a per-class AP table and the detection ECE (see
@@ -37,6 +37,7 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tools.evaluation.coco import BACKENDS
+from tools.evaluation.config import EvalConfig
 from tools.evaluation.evaluate import EvalResult, evaluate_results
 
 
@@ -88,59 +89,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _evaluate_model(args: argparse.Namespace) -> EvalResult:
+def _evaluate_model(args: argparse.Namespace, config: EvalConfig) -> EvalResult:
     from data.datasets import build_dataset, coco_gt_for
-    from data.demo import ensure_demo
-    from data.yaml_io import load_data_yaml
-    from models.checkpoint import checkpoint_calibrator, load_checkpoint, load_model
-    from tools.detection.onnx_runtime import OnnxDetector
-    from tools.detection.weights import is_onnx
     from tools.evaluation.calibrators import carried_calibrator
-    from tools.evaluation.inference import evaluate_model
+    from tools.inference.datasets import resolve_data
+    from tools.inference.device import select_device
+    from tools.inference.evaluate import evaluate_model
+    from tools.inference.weights import load_weights
     from tools.training import dist
     from tools.training.runs import increment_path
-    from tools.training.setup import select_device
 
     info = dist.from_env()  # under torchrun: each rank infers its shard, rank 0 gathers and evaluates
-    device = select_device(args.device, info)
+    device = select_device(args.device, info.local_rank if info.enabled else None)
     dist.init(info, device)
     if args.half and device.type != "cuda":
         print(f"--half ignored on {device.type}: FP16 autocast is used on CUDA only")
-    data_yaml = args.data if args.data else ensure_demo()
-    data = load_data_yaml(data_yaml)
+    data, data_name = resolve_data(args.data)
     gt = args.gt or coco_gt_for(data, args.task)
     if gt is None:
-        print(f"{data_yaml}: split {args.task!r} has no COCO JSON; evaluating against its yolo labels (no crowd)")
-    if is_onnx(args.weights):  # an export of tools/export.py, run by onnxruntime, called like the model
-        model = OnnxDetector(args.weights, device)
-        imgsz, carried = args.imgsz or model.imgsz[0], model.calibrator
-    else:
-        ckpt = load_checkpoint(args.weights, map_location="cpu")
-        imgsz = args.imgsz or int((ckpt.get("opt") or {}).get("imgsz", 640))
-        model = load_model(ckpt, map_location=device).to(device)
-        carried = checkpoint_calibrator(ckpt)
-    dataset = build_dataset(data, args.task, imgsz, augment=False)
+        print(f"{data_name}: split {args.task!r} has no COCO JSON; evaluating against its yolo labels (no crowd)")
+    model, imgsz, carried = load_weights(args.weights, device)  # .pt, or an .onnx export run by onnxruntime
+    dataset = build_dataset(data, args.task, args.imgsz or imgsz, augment=False)
     calibrator = carried_calibrator(carried, args.no_calibrator)
     if calibrator is not None:
         print(f"{args.weights}: post-hoc calibrator {calibrator.describe()}; reporting before and after")
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
-    res = evaluate_model(
-        model,
-        dataset,
-        gt,
-        batch_size=args.batch_size,
-        device=device,
-        workers=args.workers,
-        conf_thres=args.conf_thres,
-        iou_thres=args.iou_thres,
-        max_det=args.max_det,
-        amp=args.half,
-        backend=args.backend,
-        calib_bins=args.calib_bins,
-        calib_conf=args.calib_conf,
-        save_json=save_dir / "predictions.json",
-        calibrator=calibrator,
-    )
+    res = evaluate_model(model, dataset, config, gt, device, save_dir / "predictions.json", calibrator)
     if info.enabled:
         dist.shutdown()
     if res is None:  # a non-zero rank under torchrun: rank 0 reports
@@ -148,7 +122,7 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
     s = res.speed
     print(f"Results saved to {save_dir / 'predictions.json'}")
     if not args.noplots:  # the run folder's pictures, as yolov5 val.py writes them
-        from tools.evaluation.runplots import write_val_plots
+        from tools.detection.runplots import write_val_plots
 
         print(f"{len(write_val_plots(save_dir, res, dataset))} plots written to {save_dir}")
     print(f"Speed: {s['pre']:.1f}ms pre-process, {s['inference']:.1f}ms inference, {s['nms']:.1f}ms NMS per image")
@@ -158,17 +132,11 @@ def _evaluate_model(args: argparse.Namespace) -> EvalResult:
 def main(argv: list[str] | None = None) -> EvalResult:
     """Run the evaluation described by ``argv`` (``sys.argv[1:]`` when None); print and return the result."""
     args = parse_args(argv)
+    config = EvalConfig.from_args(args)
     if args.weights:
-        res = _evaluate_model(args)
+        res = _evaluate_model(args, config)
     else:
-        res = evaluate_results(
-            args.gt,
-            args.dt,
-            backend=args.backend,
-            calib_bins=args.calib_bins,
-            calib_conf=args.calib_conf,
-            reindex_ann_ids=args.reindex_ann_ids,
-        )
+        res = evaluate_results(args.gt, args.dt, config, reindex_ann_ids=args.reindex_ann_ids)
     print(res.report())
     print(f"backend: {res.coco.backend}")
     if args.json_out:

@@ -69,7 +69,7 @@ def verify(path: Path, model: torch.nn.Module, image: Path, imgsz: tuple[int, in
     """Max ``|onnxruntime - torch|`` of the outputs on ``image`` letterboxed to ``imgsz``, repeated ``batch`` times."""
     from data.letterbox import letterbox
     from data.sources import read_image
-    from tools.detection.onnx_runtime import OnnxDetector
+    from tools.inference.onnx_runtime import OnnxDetector
 
     img0, why = read_image(image)
     if img0 is None:
@@ -92,7 +92,8 @@ def verify(path: Path, model: torch.nn.Module, image: Path, imgsz: tuple[int, in
 def run(args: argparse.Namespace) -> ExportResult:
     from models.checkpoint import checkpoint_calibrator, load_checkpoint, load_model
     from tools.detection.onnx_export import export_onnx, simplify
-    from tools.evaluation.inference import select_device
+    from tools.inference.device import select_device
+    from tools.inference.weights import checkpoint_imgsz
 
     try:
         import onnx  # noqa: F401
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> ExportResult:
         raise ValueError(f"--weights {weights} is already ONNX; export a .pt checkpoint")
     device = select_device(args.device)
     ckpt = load_checkpoint(weights, map_location="cpu")
-    size = args.imgsz or [int((ckpt.get("opt") or {}).get("imgsz", 640))]
+    size = args.imgsz or [checkpoint_imgsz(ckpt)]
     imgsz = (size[0], size[-1])
     model = load_model(ckpt, map_location=device)
     if args.half:

@@ -1,7 +1,8 @@
-"""Using a trained detector: ``tools/detect.py`` and ``tools/export.py``.
+"""Detections on images: ``tools/detect.py``'s sources and drawing, ``tools/export.py``'s ONNX export, and the
+run folder's pictures.
 
 Modules: ``sources`` (images, folders, globs, videos -> frames), ``annotate`` (class colours, boxes and
-labels drawn with OpenCV, image writes), ``predict`` (letterbox + the evaluation's NMS/unletterbox path),
-``onnx_runtime`` (an exported ``.onnx`` run through onnxruntime, called like the model), ``weights`` (a
-``.pt`` or ``.onnx`` file -> a model) and ``onnx_export`` (model + decode -> ONNX with metadata).
+labels drawn with OpenCV, image writes), ``batchimages`` (a batch as one grid picture), ``labelplot``
+(``labels.jpg``), ``runplots`` (every picture of a run folder, one call per moment of a run) and
+``onnx_export`` (model + decode -> ONNX with metadata). Running the model is ``tools.inference``.
 """

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 
 from detloss.io import atomic_write
+from tools.inference.onnx_runtime import META_FORMAT
 
-__all__ = ["META_FORMAT", "OUTPUT_LAYOUT", "export_onnx", "metadata", "simplify"]
+__all__ = ["OUTPUT_LAYOUT", "export_onnx", "metadata", "simplify"]
 
-META_FORMAT = "detloss-onnx"
 OUTPUT_LAYOUT = "[bs, N, 5 + nc]: x1 y1 x2 y2 (letterboxed input pixels), obj, class scores (sigmoid); no NMS"
 
 

@@ -1,12 +1,13 @@
 """Calibration metrics of a detector, all reported at a stated confidence threshold with their detection count.
 
-Detections are matched to ground truth once (:func:`tools.evaluation.calibration.match_with_iou`: greedy,
-COCO-style, IoU >= ``iou_thres``, crowd-only matches ignored) into a :class:`DetectionTable`; the metrics are
+Detections are matched to ground truth once (:func:`tools.evaluation.matching.detection_table`: greedy,
+COCO-style, IoU >= ``iou_thres``, crowd-only matches ignored) into a ``DetectionTable``; the metrics are
 then functions of the table's rows with ``score >= conf_thres``:
 
 * **D-ECE** (confidence only; Kuppers et al. 2020, "Multivariate Confidence Calibration for Object Detection",
   CVPR workshops, eq. 3 with confidence as the only feature): ``sum_b (n_b / N) |prec_b - conf_b|`` over
-  ``bins`` equal-width confidence bins, ``prec_b`` the fraction of true positives in bin b.
+  ``bins`` equal-width confidence bins, ``prec_b`` the fraction of true positives in bin b
+  (:func:`tools.evaluation.calibration.reliability`).
 * **Position-aware D-ECE** (the same paper's multivariate form): the same sum over *joint* bins of the
   five features ``(conf, cx, cy, w, h)``, box centre and size normalised by the image width and height to
   [0, 1]. Default 5 equal-width bins per feature, i.e. ``5**5 = 3125`` joint bins (netcal's
@@ -29,74 +30,15 @@ then functions of the table's rows with ``score >= conf_thres``:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
-from .calibration import Calibration, bin_index, binned_gaps, match_with_iou
+from .calibration import bin_index, binned_gaps, reliability
+from .matching import DetectionTable
 
-__all__ = [
-    "OPERATING_POINTS",
-    "CalibrationFigures",
-    "DetectionTable",
-    "calibration_figures",
-    "detection_table",
-    "laece",
-    "position_ece",
-    "reliability",
-]
+__all__ = ["OPERATING_POINTS", "CalibrationFigures", "calibration_figures", "laece", "position_ece"]
 
 OPERATING_POINTS = (0.25, 0.001)
-
-
-@dataclass
-class DetectionTable:
-    """One row per detection that is not ignored: ``score``, ``correct`` (1/0), ``iou`` (of the matched ground
-    truth, 0 for a false positive), ``cls`` (index into ``cat_ids``) and ``box`` ``[n, 4]`` normalised
-    ``cx, cy, w, h`` (NaN where the image has no width/height)."""
-
-    score: np.ndarray
-    correct: np.ndarray
-    iou: np.ndarray
-    cls: np.ndarray
-    box: np.ndarray
-    cat_ids: list[Any]
-    names: list[str]
-    iou_thres: float = 0.5
-
-    def above(self, conf_thres: float) -> np.ndarray:
-        return self.score >= conf_thres
-
-
-def detection_table(gt: dict, dt: list[dict], iou_thres: float = 0.5, img_ids: Any = None) -> DetectionTable:
-    """Match checked COCO results ``dt`` to the checked ground truth ``gt`` (see the module docstring)."""
-    scores = np.array([d["score"] for d in dt], dtype=np.float64)
-    if scores.size and (scores.min() < 0.0 or scores.max() > 1.0):
-        raise ValueError(f"calibration needs confidences in [0, 1]; scores span [{scores.min():g}, {scores.max():g}]")
-    correct, iou = match_with_iou(gt, dt, iou_thres, img_ids)
-    cats = [c["id"] for c in gt["categories"]]
-    index = {c: k for k, c in enumerate(cats)}
-    cls = np.array([index[d["category_id"]] for d in dt], dtype=np.int64)
-    sizes = {im["id"]: (im.get("width"), im.get("height")) for im in gt["images"]}
-    box = np.full((len(dt), 4), np.nan)
-    for i, d in enumerate(dt):
-        w0, h0 = sizes.get(d["image_id"], (None, None))
-        if w0 and h0:
-            x, y, w, h = d["bbox"]
-            box[i] = ((x + w / 2) / w0, (y + h / 2) / h0, w / w0, h / h0)
-    keep = correct >= 0
-    names = [str(c.get("name", c["id"])) for c in gt["categories"]]
-    return DetectionTable(scores[keep], correct[keep], iou[keep], cls[keep], box[keep], cats, names, iou_thres)
-
-
-def reliability(table: DetectionTable, conf_thres: float, bins: int = 10, cls: int | None = None) -> Calibration:
-    """Confidence-only D-ECE with its per-bin figures (a reliability diagram), overall or for class ``cls``."""
-    if bins < 1 or not 0.0 <= conf_thres <= 1.0:
-        raise ValueError(f"bins must be >= 1 and conf_thres in [0, 1], got {bins}, {conf_thres}")
-    keep = table.above(conf_thres) if cls is None else table.above(conf_thres) & (table.cls == cls)
-    ece, counts, acc, conf = binned_gaps(table.score[keep], table.correct[keep].astype(np.float64), bins)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    return Calibration(ece, int(counts.sum()), edges, counts, acc, conf, conf_thres, table.iou_thres)
 
 
 def position_ece(table: DetectionTable, conf_thres: float, bins: int | tuple[int, ...] = 5) -> tuple[float, int]:

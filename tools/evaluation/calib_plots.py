@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .calib_metrics import DetectionTable, reliability
-from .calibration import binned_gaps
+from .calibration import binned_gaps, reliability
+from .matching import DetectionTable
 from .plots import figure, save_figure
 
 __all__ = ["plot_reliability_grid", "save_reliability_plots"]

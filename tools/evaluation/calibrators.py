@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .cocojson import class_indices
+
 __all__ = ["METHODS", "Calibrator", "apply_calibrator", "calibrate_results", "carried_calibrator", "fit_calibrator"]
 
 METHODS = ("temperature", "platt", "isotonic")
@@ -211,18 +213,15 @@ def carried_calibrator(state: dict | None, disabled: bool = False) -> Calibrator
 
 
 def apply_calibrator(calibrator: Calibrator | dict | None, scores: Any, cls: Any = None) -> Any:
-    """Calibrated copy of ``scores`` (a ``Tensor`` or array; ``cls`` alike), same type, dtype and device.
+    """Calibrated copy of the array ``scores`` (``cls``: class indices alike), same dtype.
 
     ``calibrator``: a :class:`Calibrator`, its ``state()`` dict (as stored in a checkpoint) or None (returns
-    ``scores`` unchanged). Apply it to the final confidences after NMS (``det[:, 4]`` with ``cls = det[:, 5]``).
+    ``scores`` unchanged). Apply it to the final confidences after NMS; a model's detection tensors go through
+    :func:`tools.inference.postprocess.calibrate_detections`, which calls this.
     """
     if calibrator is None:
         return scores
     cal = calibrator if isinstance(calibrator, Calibrator) else Calibrator.from_state(calibrator)
-    if hasattr(scores, "detach"):  # a torch tensor: no torch import needed here
-        c = None if cls is None else cls.detach().cpu().numpy()
-        out = cal(scores.detach().cpu().double().numpy(), c)
-        return scores.new_tensor(out)
     return cal(np.asarray(scores), None if cls is None else np.asarray(cls)).astype(np.asarray(scores).dtype)
 
 
@@ -230,8 +229,6 @@ def calibrate_results(results: list[dict], calibrator: Calibrator | dict | None,
     """COCO results with calibrated ``score`` (``category_id`` mapped to the class index by ``cat_ids``)."""
     if calibrator is None or not results:
         return list(results)
-    index = {c: k for k, c in enumerate(cat_ids)}
     scores = np.array([r["score"] for r in results], dtype=np.float64)
-    cls = np.array([index[r["category_id"]] for r in results])
-    new = apply_calibrator(calibrator, scores, cls)
+    new = apply_calibrator(calibrator, scores, class_indices(results, cat_ids))
     return [{**r, "score": float(s)} for r, s in zip(results, new)]

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BACKENDS", "STAT_NAMES", "CocoStats", "coco_evaluate"]
+from .cocojson import class_index
+
+__all__ = ["BACKENDS", "STAT_NAMES", "CocoStats", "best_f1_pr", "coco_evaluate", "mean_pr"]
 
 BACKENDS = ("pycocotools", "faster")
 
@@ -112,7 +114,7 @@ def _run_backend(backend: str, gt: dict, dt: list[dict], img_ids: Sequence[Any] 
 
 def _empty_arrays(gt: dict, cat_ids: list[Any], img_ids: set[Any]) -> tuple[np.ndarray, np.ndarray]:
     """COCOeval's arrays for zero detections: 0 where a category has non-crowd ground truth in the range, else -1."""
-    col = {c: k for k, c in enumerate(cat_ids)}
+    col = class_index(cat_ids)
     present = np.zeros((len(cat_ids), len(AREA_RANGES)), dtype=bool)
     for a in gt["annotations"]:
         if a["image_id"] in img_ids and not a.get("iscrowd", 0) and a["category_id"] in col:
@@ -169,3 +171,35 @@ def coco_evaluate(
         for k, c in enumerate(cat_ids)
     ]
     return CocoStats(_stats_from_arrays(precision, recall), per_class, pr.copy(), cat_ids, used)
+
+
+def best_f1_pr(precision: np.ndarray) -> list[tuple[float, float]]:
+    """Per class ``(P, R)`` at the best-F1 point of COCO's IoU-0.50 precision/recall curve.
+
+    ``precision``: :attr:`CocoStats.precision` ``[T, R, K]`` (interpolated, -1 where undefined); the curve of
+    class k is ``precision[0, :, k]`` against ``RECALL_THRESHOLDS``. ``(nan, nan)`` for a class without
+    ground truth, ``(0, 0)`` when its F1 is 0 everywhere. yolov5 reports P and R at the max-F1 confidence of
+    its own curve; this is the same idea read off COCO's curve.
+    """
+    if precision.ndim != 3:
+        raise ValueError(f"precision must be COCO's [T, R, K] array, got shape {precision.shape}")
+    recall = np.linspace(0.0, 1.0, precision.shape[1])
+    out = []
+    for k in range(precision.shape[2]):
+        p = precision[0, :, k]
+        if (p < 0).all():
+            out.append((float("nan"), float("nan")))
+            continue
+        p = np.clip(p, 0.0, None)
+        f1 = 2 * p * recall / np.maximum(p + recall, 1e-12)
+        j = int(f1.argmax())
+        out.append((float(p[j]), float(recall[j])) if f1[j] > 0 else (0.0, 0.0))
+    return out
+
+
+def mean_pr(pr: list[tuple[float, float]]) -> tuple[float, float]:
+    """Mean ``(P, R)`` over the classes of :func:`best_f1_pr` that have ground truth (``(0, 0)`` if none)."""
+    valid = [x for x in pr if x[0] == x[0]]
+    if not valid:
+        return 0.0, 0.0
+    return float(np.mean([x[0] for x in valid])), float(np.mean([x[1] for x in valid]))

@@ -22,13 +22,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from detloss.io import atomic_write
+import numpy as np
 
 __all__ = [
     "CocoFormatError",
     "atomic_write_json",
     "check_detections",
     "check_ground_truth",
+    "class_index",
+    "class_indices",
     "coco80_to_91",
     "detections_to_coco",
     "read_json",
@@ -50,6 +52,29 @@ def coco80_to_91() -> list[int]:
     return [i for i in range(1, 91) if i not in _COCO_UNUSED_IDS]
 
 
+def class_index(cat_ids: Sequence[Any]) -> dict[Any, int]:
+    """The inverse of ``cat_ids`` (class index -> COCO category id): ``{category_id: class index}``.
+
+    Raises ``ValueError`` when a category id repeats (two classes cannot share one id).
+    """
+    index = {c: k for k, c in enumerate(cat_ids)}
+    if len(index) != len(cat_ids):
+        raise ValueError(f"cat_ids repeat a category id: {list(cat_ids)}")
+    return index
+
+
+def class_indices(dt: Sequence[dict], cat_ids: Sequence[Any]) -> np.ndarray:
+    """``int64 [len(dt)]``: the class index of each COCO result's ``category_id`` (see :func:`class_index`).
+
+    Raises ``ValueError`` naming the ids that are not in ``cat_ids``.
+    """
+    index = class_index(cat_ids)
+    unknown = {d["category_id"] for d in dt} - index.keys()
+    if unknown:
+        raise ValueError(f"category ids not in cat_ids {_few(list(cat_ids), 10)}: {_few(unknown)}")
+    return np.array([index[d["category_id"]] for d in dt], dtype=np.int64)
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Parse a JSON file; malformed or truncated content raises ``CocoFormatError`` naming the file."""
     path = Path(path)
@@ -67,6 +92,8 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = No
 
     Non-finite floats are refused (``ValueError``) rather than written as the non-JSON ``NaN``.
     """
+    from detloss.io import atomic_write  # the project's one writer; imported when a file is written
+
     return atomic_write(path, json.dumps(obj, indent=indent, allow_nan=False))
 
 

@@ -29,6 +29,9 @@ from typing import Any
 
 import numpy as np
 
+from .boxes import box_overlap
+from .cocojson import class_index
+
 __all__ = ["ConfusionMatrix", "confusion_from_coco", "confusion_matrix", "match_greedy"]
 
 
@@ -55,17 +58,6 @@ class ConfusionMatrix:
         m = self.matrix
         tp = np.diag(m)[:-1]
         return tp, m[:-1].sum(1) - tp, m[:, :-1].sum(0) - tp
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``[len(a), len(b)]`` IoU of xyxy boxes."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), 1)[:, None]
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), 1)[None, :]
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 def match_greedy(iou: np.ndarray, iou_thres: float) -> list[tuple[int, int]]:
@@ -119,7 +111,7 @@ def confusion_matrix(
         for what, c in (("predicted", pc), ("ground-truth", gc)):
             if c.size and (c.min() < 0 or c.max() >= nc):
                 raise ValueError(f"image {i}: {what} class outside 0..{nc - 1}: {sorted(set(c.tolist()))}")
-        pairs = match_greedy(_iou(g[:, 1:], p[:, :4]), iou_thres)
+        pairs = match_greedy(box_overlap(g[:, 1:], p[:, :4]), iou_thres)
         seen_g, seen_p = {r for r, _ in pairs}, {c for _, c in pairs}
         for r, c in pairs:
             m[pc[c], gc[r]] += 1
@@ -144,7 +136,7 @@ def confusion_from_coco(
     Every image of ``gt`` (or of ``img_ids``) counts, those without detections with their misses. Names
     from ``gt``.
     """
-    col = {c: k for k, c in enumerate(cat_ids)}
+    col = class_index(cat_ids)
     preds: dict[Any, list] = defaultdict(list)
     gts: dict[Any, list] = defaultdict(list)
     for d in dt:

@@ -3,7 +3,7 @@
 For a threshold ``t`` and a class with ``n`` non-crowd ground truths, over the detections of that class with
 ``score >= t``: ``recall(t) = TP(t) / n``, ``precision(t) = TP(t) / D(t)`` (1 when ``D(t) = 0``, as yolov5's
 ``np.interp(..., left=1)``), ``F1 = 2 P R / (P + R)`` (0 when both are 0). A detection is a true positive when
-``calibration.match_detections`` matches it at IoU >= ``iou_thres`` (0.5, yolov5's curves use IoU 0.5): COCO's
+``matching.match_detections`` matches it at IoU >= ``iou_thres`` (0.5, yolov5's curves use IoU 0.5): COCO's
 greedy matching per image and class in descending score; detections that only overlap crowd regions are
 left out. The values are exact counts at each threshold of the grid (no interpolation and, unlike
 yolov5's plots, no smoothing). Classes without ground truth are NaN.
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .calibration import match_detections
+from .matching import match_detections
 
 __all__ = ["ConfidenceCurves", "confidence_curves"]
 

@@ -1,8 +1,9 @@
 """Evaluate COCO bbox results (a file or an in-memory list) against a COCO ground truth: one call, one result.
 
 This is the entry point shared by ``tools/eval.py`` and the trainer's per-epoch validation: it checks the
-input (``cocojson``), runs the COCO evaluation (``coco``) and the calibration metric (``calibration``), and
-returns an ``EvalResult`` that prints, serialises and plots itself.
+input (``cocojson``), runs the COCO evaluation (``coco``) and the calibration metrics (``calibration``,
+``calib_metrics``), and returns an ``EvalResult`` that prints and serialises itself and names its numbers with
+``metric_names`` (results.csv, TensorBoard, the console).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .calib_metrics import CalibrationFigures, DetectionTable, calibration_figures, detection_table, reliability
-from .calibration import Calibration
-from .coco import STAT_NAMES, CocoStats, coco_evaluate
+from . import metric_names as mn
+from .calib_metrics import CalibrationFigures, calibration_figures
+from .calibration import Calibration, reliability
+from .coco import STAT_NAMES, CocoStats, best_f1_pr, coco_evaluate, mean_pr
 from .cocojson import atomic_write_json, check_detections, check_ground_truth, read_json
+from .config import EvalConfig
+from .matching import DetectionTable, detection_table
 from .report import format_per_class, format_stats
 
 __all__ = ["EvalResult", "evaluate_results", "load_ground_truth"]
@@ -60,13 +64,23 @@ class EvalResult:
         """AP at IoU .50 (``stats[1]``)."""
         return self.coco.stats[1]
 
-    def metrics(self, prefix: str = "metrics/") -> dict[str, float]:
-        """Flat name -> value dict for loggers (``metrics/mAP50-95``, ``metrics/mAP50``, ``metrics/D-ECE``...)."""
-        out = {f"{prefix}{name}": float(v) for name, v in zip(STAT_NAMES, self.stats)}
-        out[f"{prefix}mAP50-95"] = self.map
-        out[f"{prefix}mAP50"] = self.map50
-        if self.calibration is not None:
-            out[f"{prefix}D-ECE"] = self.calibration.ece
+    def per_class_pr(self) -> list[tuple[float, float]]:
+        """Per class (``coco.cat_ids`` order) ``(P, R)`` at its best-F1 point (:func:`coco.best_f1_pr`)."""
+        return best_f1_pr(self.coco.precision)
+
+    @property
+    def pr(self) -> tuple[float, float]:
+        """Mean ``(P, R)`` over the classes with ground truth (yolov5's P and R columns)."""
+        return mean_pr(self.per_class_pr())
+
+    def metrics(self) -> dict[str, float]:
+        """The validation numbers under their ``metric_names`` (results.csv, TensorBoard, the console): P, R,
+        mAP50, mAP50-95, D-ECE (NaN when it could not be computed) and, when a ``val_loss`` ran, the val losses."""
+        p, r = self.pr
+        ece = self.calibration.ece if self.calibration is not None else float("nan")
+        out = {mn.PRECISION: p, mn.RECALL: r, mn.MAP50: float(self.map50), mn.MAP: float(self.map), mn.D_ECE: ece}
+        if self.val_loss is not None:
+            out.update(zip(mn.VAL_LOSSES, (float(v) for v in self.val_loss)))
         return out
 
     def to_dict(self) -> dict:
@@ -117,24 +131,24 @@ def load_ground_truth(gt: str | os.PathLike | dict, reindex_ann_ids: bool = Fals
 def evaluate_results(
     gt: str | os.PathLike | dict,
     dt: str | os.PathLike | list,
-    backend: str = "pycocotools",
+    config: EvalConfig | None = None,
     img_ids: Sequence[Any] | None = None,
-    calib_bins: int = 10,
-    calib_conf: float = 0.0,
     reindex_ann_ids: bool = False,
 ) -> EvalResult:
     """Evaluate COCO bbox results against a COCO ground truth.
 
     Args:
         gt: ground-truth JSON path or dict. dt: results JSON path or list of detection dicts.
-        backend: ``"pycocotools"`` (reference) or ``"faster"`` (faster-coco-eval, same numbers, faster).
+        config: ``backend`` (``"pycocotools"``, the reference, or ``"faster"``: faster-coco-eval, same numbers),
+            ``calib_bins`` and ``calib_conf`` (the D-ECE's bins and confidence floor) are read; default
+            ``EvalConfig()``.
         img_ids: evaluate only these image ids (default: all images of the ground truth).
-        calib_bins, calib_conf: D-ECE bins and confidence threshold (see ``calibration``).
         reindex_ann_ids: renumber ground-truth annotation ids from 1 (fixes id 0; see ``check_ground_truth``).
 
     Raises:
         CocoFormatError (a ValueError): malformed files, detections on unknown images or categories.
     """
+    cfg = EvalConfig() if config is None else config
     gt_checked, gt_source = load_ground_truth(gt, reindex_ann_ids)
     dt_source = "<detections>" if isinstance(dt, list) else str(dt)
     raw = dt if isinstance(dt, list) else read_json(dt)
@@ -144,11 +158,11 @@ def evaluate_results(
         missing = [i for i in img_ids if i not in known]
         if missing:
             raise ValueError(f"img_ids not in the ground truth {gt_source}: {missing[:5]} ({len(missing)} in all)")
-    coco = coco_evaluate(gt_checked, detections, backend, img_ids)
+    coco = coco_evaluate(gt_checked, detections, cfg.backend, img_ids)
     table: DetectionTable | None = None
     try:
         table = detection_table(gt_checked, detections, 0.5, img_ids)
-        cal: Calibration | None = reliability(table, calib_conf, calib_bins)
+        cal: Calibration | None = reliability(table, cfg.calib_conf, cfg.calib_bins)
     except ValueError as e:
         if "confidences in [0, 1]" not in str(e):
             raise
@@ -157,6 +171,6 @@ def evaluate_results(
     ids = set(img_ids) if img_ids is not None else None
     n_images = len(gt_checked["images"]) if ids is None else len(ids)
     n_det = len(detections) if ids is None else sum(d["image_id"] in ids for d in detections)
-    figures = [] if table is None else calibration_figures(table, bins=calib_bins)
+    figures = [] if table is None else calibration_figures(table, bins=cfg.calib_bins)
     return EvalResult(coco, cal, n_images, n_det, detections=detections, ground_truth=gt_checked, figures=figures,
                       table=table)  # fmt: skip

@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from detloss.io import atomic_write_with
-
 from .calibration import Calibration
 from .coco import RECALL_THRESHOLDS, CocoStats
 
@@ -36,6 +34,8 @@ def figure(size: tuple[float, float], tight: bool = True) -> Any:
 
 def save_figure(fig: Any, path: Path, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG through a temporary sibling and ``os.replace``."""
+    from detloss.io import atomic_write_with  # the project's one writer; imported when a file is written
+
     return atomic_write_with(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
 
 

@@ -1,15 +1,14 @@
-"""The matplotlib figures of a run folder: confusion matrix, P/R/F1-confidence curves, label statistics.
+"""The matplotlib figures of a run folder's numbers: confusion matrix and P/R/F1-confidence curves.
 
-Drawn with :func:`tools.evaluation.plots.figure` (Agg canvas, matplotlib imported lazily); PNGs are written
-with :func:`tools.evaluation.plots.save_figure`, JPEGs (``labels.jpg``) rendered to pixels and encoded by
-OpenCV (matplotlib's own JPEG writer needs Pillow). 100 dpi, and fixed margins for the curves instead of
+Drawn with :func:`tools.evaluation.plots.figure` (Agg canvas, matplotlib imported lazily) and written with
+:func:`tools.evaluation.plots.save_figure`. 100 dpi, and fixed margins for the curves instead of
 ``tight_layout`` (which draws twice): the trainer writes these after every run, so they should be cheap.
+The pictures drawn on images and from dataset labels are ``tools.detection.runplots``'s.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from .confusion import ConfusionMatrix
 from .curves import ConfidenceCurves
 from .plots import figure, save_figure
 
-__all__ = ["plot_confidence_curve", "plot_confusion_matrix", "plot_labels", "save_figure_jpg"]
+__all__ = ["DPI", "plot_confidence_curve", "plot_confusion_matrix"]
 
 _MAX_LABELLED = 20  # above this many classes, per-class curves are unlabelled
 _MAX_ANNOTATED = 30  # above this many classes, confusion cells carry no numbers
@@ -27,18 +26,6 @@ _YLABEL = {"precision": "Precision", "recall": "Recall", "f1": "F1"}
 
 
 DPI = 100
-
-
-def save_figure_jpg(fig: Any, path: str | os.PathLike[str], dpi: int = DPI) -> Path:
-    """Render ``fig`` at ``dpi`` and write it as JPEG (OpenCV encoder, atomic write)."""
-    import cv2
-
-    from tools.detection.annotate import write_image
-
-    fig.set_dpi(dpi)
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
-    return write_image(path, cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR))
 
 
 def _matrix_panel(fig: Any, ax: Any, values: np.ndarray, labels: list[str], title: str, fmt: str) -> None:
@@ -96,39 +83,3 @@ def plot_confidence_curve(curves: ConfidenceCurves, which: str, path: str | os.P
            title=f"{ylabel}-Confidence Curve (IoU {curves.iou_thres:g})")  # fmt: skip
     ax.grid(alpha=0.3)
     return save_figure(fig, Path(path), dpi=DPI)
-
-
-def plot_labels(labels: Sequence[np.ndarray], names: Sequence[str], path: str | os.PathLike[str]) -> Path:
-    """``labels.jpg``: instances per class, up to 1000 boxes drawn centred, box centres and box sizes.
-
-    ``labels``: per image ``[n, 5]`` ``cls, cx, cy, w, h`` normalised to the image (a dataset's ``.labels``).
-    """
-    from matplotlib.colors import LogNorm
-    from matplotlib.patches import Rectangle
-
-    from tools.detection.annotate import class_colour
-
-    rows = [np.asarray(lb, dtype=np.float64).reshape(-1, 5) for lb in labels]
-    lab = np.concatenate(rows) if rows else np.zeros((0, 5))
-    nc = len(names)
-    cls = lab[:, 0].astype(np.int64)
-    fig = figure((10, 10))
-    (a_hist, a_box), (a_xy, a_wh) = fig.subplots(2, 2)
-    obj = cls[cls >= 0]  # class -1 rows are ignore regions, not instances
-    counts = np.bincount(obj, minlength=nc)[:nc] if len(obj) else np.zeros(nc, dtype=np.int64)
-    colours = [tuple(v / 255 for v in class_colour(c)[::-1]) for c in range(nc)]
-    a_hist.bar(range(nc), counts, color=colours)
-    a_hist.set_xticks(range(nc), list(names), rotation=90 if nc > 6 else 0, fontsize=7 if nc > 20 else 9)
-    a_hist.set(ylabel="instances", title=f"{len(lab)} boxes in {len(rows)} images")
-    for c, _, _, w, h in lab[:1000]:
-        a_box.add_patch(Rectangle((0.5 - w / 2, 0.5 - h / 2), w, h, fill=False, linewidth=0.6,
-                                  edgecolor=colours[int(c)] if 0 <= c < nc else "gray", alpha=0.6))  # fmt: skip
-    a_box.set(xlim=(0, 1), ylim=(1, 0), aspect="equal", title="box shapes (up to 1000, centred)")
-    for ax, (i, j), (xl, yl) in ((a_xy, (1, 2), ("x", "y")), (a_wh, (3, 4), ("width", "height"))):
-        if len(lab):
-            # log colour scale from dark (1 box) to bright: single boxes stay visible next to dense cells
-            ax.hist2d(lab[:, i], lab[:, j], bins=50, range=[[0, 1], [0, 1]], cmap="viridis", cmin=1, norm=LogNorm())
-        ax.set(xlabel=xl, ylabel=yl, xlim=(0, 1), ylim=(1, 0) if i == 1 else (0, 1), aspect="equal")
-    a_xy.set_title("box centres (fraction of the image)")
-    a_wh.set_title("box sizes (fraction of the image)")
-    return save_figure_jpg(fig, Path(path))

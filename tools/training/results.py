@@ -7,19 +7,19 @@ import io
 from pathlib import Path
 
 from detloss.io import atomic_write
+from tools.evaluation import metric_names as mn
 
+# yolov5's order; the validation columns are tools.evaluation.metric_names (EvalResult.metrics()'s keys)
 COLUMNS = (
     "epoch",
     "train/box_loss",
     "train/obj_loss",
     "train/cls_loss",
-    "metrics/precision",
-    "metrics/recall",
-    "metrics/mAP_0.5",
-    "metrics/mAP_0.5:0.95",
-    "val/box_loss",
-    "val/obj_loss",
-    "val/cls_loss",
+    mn.PRECISION,
+    mn.RECALL,
+    mn.MAP50,
+    mn.MAP,
+    *mn.VAL_LOSSES,
     "x/lr0",
     "x/lr1",
     "x/lr2",
@@ -27,7 +27,7 @@ COLUMNS = (
     "train/clipped_frac",
     "train/clipped_value_frac",
     "train/nonfinite_steps",
-    "metrics/D-ECE",
+    mn.D_ECE,
     "time",
 )
 

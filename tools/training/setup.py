@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from data.datasets import build_dataset, coco_gt_for
-from data.demo import ensure_demo
-from data.yaml_io import load_data_yaml
 from detloss import LossConfig, YoloLoss, scale_yolov5_hyp
 from detloss.autoanchor import check_anchors, label_wh
 from detloss.smoothing import class_prior_from_counts
 from models import build_model
 from models.checkpoint import load_checkpoint
-from tools.evaluation.inference import select_device as parse_device
+from tools.inference.datasets import resolve_data
+from tools.inference.device import select_device as parse_device
 
 from .dist import DistInfo
+
+__all__ = ["TrainingError", "autoanchor", "build_datasets", "build_loss", "build_net", "resolve_data", "select_device"]
 
 
 class TrainingError(RuntimeError):
@@ -27,24 +27,9 @@ class TrainingError(RuntimeError):
 
 
 def select_device(spec: str, info: DistInfo) -> torch.device:
-    """A yolov5 device string (``cpu``, ``0``, ``0,1``, ``""`` = CUDA if available; see
-    :func:`tools.evaluation.inference.select_device`); under torchrun each rank takes the LOCAL_RANK-th listed
-    CUDA device (all devices when none is listed)."""
-    device = parse_device(spec)
-    if device.type != "cuda":
-        return device
-    if info.enabled:
-        listed = [s for s in str(spec).lower().replace("cuda:", "").split(",") if s.strip()]
-        ids = listed or [str(i) for i in range(torch.cuda.device_count())]
-        device = parse_device(ids[info.local_rank % len(ids)])
-    torch.cuda.set_device(device)
-    return device
-
-
-def resolve_data(data: str | None) -> tuple[dict[str, Any], str]:
-    """The data dict and a label for logs; no ``--data`` means the built-in demo dataset."""
-    path = ensure_demo() if not data else Path(data)
-    return load_data_yaml(path), str(path)
+    """:func:`tools.inference.device.select_device` for this process of a run (the LOCAL_RANK-th listed CUDA
+    device under torchrun)."""
+    return parse_device(spec, info.local_rank if info.enabled else None)
 
 
 def build_datasets(d: dict[str, Any], opt: argparse.Namespace, hyp: dict[str, float]) -> tuple[Any, Any, Any]:

@@ -22,8 +22,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from data.datasets import collate_fn
 from detloss import split_ignore
 from models.checkpoint import save_checkpoint, unwrap
-from tools.evaluation.inference import evaluate_model
-from tools.evaluation.runplots import save_batch_image, write_train_start_plots, write_val_plots
+from tools.detection.runplots import save_batch_image, write_train_start_plots, write_val_plots
+from tools.evaluation import EvalConfig
+from tools.evaluation import metric_names as mn
+from tools.inference.evaluate import evaluate_model
 
 from . import console, dist
 from .budget import epochs_that_fit, replan_schedule
@@ -178,7 +180,7 @@ class Trainer:
             final = epoch + 1 >= opt.epochs
             with self.timer("validation"):
                 val_row = self.validate(final) if (not opt.noval or final) else _empty_val()
-            fitness = 0.1 * val_row["metrics/mAP_0.5"] + 0.9 * val_row["metrics/mAP_0.5:0.95"]
+            fitness = mn.fitness(val_row)
             if fitness > self.best_fitness:
                 self.best_fitness, self.best_epoch = fitness, epoch
                 self.best_row = {k: float(v) for k, v in val_row.items()}
@@ -338,29 +340,20 @@ class Trainer:
         was = self.loss_fn.training
         self.loss_fn.eval()  # online smoothing must not learn from validation
         try:
-            res = evaluate_model(model, self.val_ds, gt=self.val_gt, batch_size=self.batch * 2, device=self.device,
-                                 workers=self.opt.workers, amp=self.amp, backend="faster",
-                                 val_loss=self._val_items)  # fmt: skip
+            config = EvalConfig(batch_size=self.batch * 2, workers=self.opt.workers, half=self.amp, backend="faster")
+            res = evaluate_model(model, self.val_ds, config, self.val_gt, self.device, val_loss=self._val_items)
         finally:
             self.loss_fn.train(was)
         if res is None:  # non-zero ranks
             return _empty_val()
-        p, r = console.precision_recall(res.coco.precision)
-        ece = res.calibration.ece if res.calibration is not None else float("nan")
-        vloss = res.val_loss or [0.0, 0.0, 0.0]
         if self.info.main:
-            inst = sum(int(c["instances"]) for c in res.coco.per_class)
             print(console.val_header())
-            print(console.val_line("all", res.n_images, inst, p, r, res.map50, res.map))
+            print(console.all_line(res))
             if final:
-                self.final_table = console.class_table(res, res.n_images)
+                self.final_table = console.class_table(res)
                 if not getattr(self.opt, "noplots", False):
                     write_val_plots(self.save_dir, res, self.val_ds)  # confusion matrix, P/R/F1 curves, val batch 0
-        return {
-            "metrics/precision": p, "metrics/recall": r, "metrics/mAP_0.5": res.map50,
-            "metrics/mAP_0.5:0.95": res.map, "val/box_loss": vloss[0], "val/obj_loss": vloss[1],
-            "val/cls_loss": vloss[2], "metrics/D-ECE": ece,
-        }  # fmt: skip
+        return res.metrics()  # P, R, mAP50, mAP50-95, D-ECE and the val losses under metric_names
 
     def _val_items(self, logits: list[torch.Tensor], targets: torch.Tensor) -> torch.Tensor:
         """Loss items ``(box, obj, cls)`` of one val batch (eval-mode body: BN frozen)."""
@@ -369,9 +362,7 @@ class Trainer:
 
 
 def _empty_val() -> dict[str, float]:
-    keys = ("metrics/precision", "metrics/recall", "metrics/mAP_0.5", "metrics/mAP_0.5:0.95", "val/box_loss",
-            "val/obj_loss", "val/cls_loss", "metrics/D-ECE")  # fmt: skip
-    return {k: 0.0 for k in keys}
+    return dict.fromkeys((*mn.METRICS, *mn.VAL_LOSSES), 0.0)
 
 
 def _progress(loader: DataLoader, total: int, enabled: bool) -> Any:

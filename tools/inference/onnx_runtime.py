@@ -2,7 +2,7 @@
 
 :class:`OnnxDetector` takes a float ``Tensor[bs, 3, H, W]`` in 0..1 and returns the decoded
 ``float32 Tensor[bs, N, 5 + nc]`` on the input's device, exactly what ``Detector.eval()`` returns, so
-``tools.evaluation.inference`` (eval) and ``tools.detection.predict`` (detect) run it unchanged. It carries
+``tools.inference.loop`` (eval) and ``tools.inference.predict`` (detect) run it unchanged. It carries
 ``names``, ``nc``, ``strides``, ``imgsz``, ``cfg_name`` from the file's metadata (see
 ``tools.detection.onnx_export``), and ``eval()`` / ``train()`` / ``training`` so callers that toggle the
 mode work (an ONNX graph has one mode). A file exported with a fixed batch size ``b`` is run in chunks of
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .onnx_export import META_FORMAT
+__all__ = ["META_FORMAT", "OnnxDetector", "read_metadata"]
 
-__all__ = ["OnnxDetector", "read_metadata"]
+META_FORMAT = "detloss-onnx"  # the "format" metadata entry of an export of tools.detection.onnx_export
 
 
 def read_metadata(session: Any, source: str) -> dict[str, Any]:

@@ -6,7 +6,8 @@
   ``F1_curve.png``, ``P_curve.png``, ``R_curve.png``, ``val_batch0_labels.jpg``, ``val_batch0_pred.jpg``.
 
 matplotlib is an extra: without it each function warns once and writes nothing (the run goes on).
-Computation lives in ``confusion`` and ``curves``; drawing in ``runfigures`` and ``batchimages``.
+Computation lives in ``tools.evaluation`` (``confusion``, ``curves``) and so do the figures of numbers
+(``runfigures``, ``plots``); the pictures drawn on images (``batchimages``) and from labels (``labelplot``) here.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tools.evaluation.cocojson import class_index
+
+from .annotate import write_image
+from .batchimages import MAX_IMAGES, batch_grid, targets_to_xyxy
 
 __all__ = ["save_batch_image", "write_train_start_plots", "write_val_plots"]
 
@@ -33,7 +39,7 @@ def _have_matplotlib(what: str) -> bool:
 
 def write_train_start_plots(save_dir: str | os.PathLike[str], train_ds: Any, names: Any = None) -> list[Path]:
     """``labels.jpg`` of a dataset's labels (``train_ds.labels``: per image ``[n, 5]`` cls cx cy w h)."""
-    from .runfigures import plot_labels
+    from .labelplot import plot_labels
 
     if not _have_matplotlib("labels.jpg"):
         return []
@@ -43,10 +49,6 @@ def write_train_start_plots(save_dir: str | os.PathLike[str], train_ds: Any, nam
 
 def save_batch_image(imgs: Any, targets: Any, names: Any, path: str | os.PathLike[str], paths: Any = None) -> Path:
     """Write a collated batch (``imgs`` ``[bs, 3, H, W]`` uint8 or 0..1 float, ``targets`` ``[n, 6]``) as a grid."""
-    from tools.detection.annotate import write_image
-
-    from .batchimages import batch_grid, targets_to_xyxy
-
     h, w = imgs.shape[-2:]
     boxes = [targets_to_xyxy(targets, k, w, h) for k in range(imgs.shape[0])]
     return write_image(path, batch_grid(imgs, boxes, list(names), paths))
@@ -62,7 +64,7 @@ def _letterboxed_preds(dt: list[dict], metas: list[dict], cat_ids: list[Any]) ->
     """Each image's COCO results (original pixels) as ``[k, 6]`` xyxy conf cls in its letterboxed pixels."""
     from data.letterbox import letterbox_boxes
 
-    col = {c: k for k, c in enumerate(cat_ids)}
+    col = class_index(cat_ids)
     by_image: dict[Any, list] = {m["image_id"]: [] for m in metas}
     for d in dt:
         if d["image_id"] in by_image:
@@ -90,11 +92,10 @@ def write_val_plots(
     ``ratio``/``pad``). The confusion matrix uses ``conf_thres``/``iou_thres`` (see ``confusion``); the P/R/F1
     curves IoU 0.5. Returns the paths written.
     """
-    from .batchimages import MAX_IMAGES
-    from .confusion import confusion_from_coco
-    from .curves import confidence_curves
-    from .plots import save_plots
-    from .runfigures import plot_confidence_curve, plot_confusion_matrix
+    from tools.evaluation.confusion import confusion_from_coco
+    from tools.evaluation.curves import confidence_curves
+    from tools.evaluation.plots import save_plots
+    from tools.evaluation.runfigures import plot_confidence_curve, plot_confusion_matrix
 
     if not _have_matplotlib("validation plots"):
         return []
@@ -112,10 +113,6 @@ def write_val_plots(
     imgs, targets, files, metas = _first_batch(dataset, MAX_IMAGES)
     names = list(dataset.names)
     paths.append(save_batch_image(imgs, targets, names, out / "val_batch0_labels.jpg", files))
-    from tools.detection.annotate import write_image
-
-    from .batchimages import batch_grid
-
     preds = _letterboxed_preds(dt, metas, cat_ids)
     grid = batch_grid(imgs, preds, names, files, show_conf=True, conf_thres=PRED_CONF)
     paths.append(write_image(out / "val_batch0_pred.jpg", grid))

@@ -2,7 +2,7 @@
 
 Pre-processing is the non-augmented sample of ``data.base.DetectionDataset``: ``data.letterbox.letterbox``
 to ``imgsz x imgsz`` (``auto=False``, ``scaleup=True``, grey 114 padding), BGR -> RGB, ``uint8 [3, H, W]``,
-divided by 255 on the device. Post-processing is ``tools.evaluation.inference.postprocess`` (NMS, then
+divided by 255 on the device. Post-processing is :func:`tools.inference.postprocess.postprocess` (NMS, then
 ``unletterbox_boxes``). So ``tools/detect.py`` and ``tools/eval.py`` give the same boxes for the same
 images and thresholds (``multi_label=False`` is yolov5 detect's choice, ``True`` val's).
 
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from data.letterbox import letterbox
-from tools.evaluation.calibrators import apply_calibrator
-from tools.evaluation.inference import forward_decoded, postprocess
+
+from .postprocess import calibrate_detections, forward_decoded, postprocess
 
 __all__ = ["CALIBRATED_NMS_THRES", "keep_classes", "predict", "preprocess"]
 
@@ -81,7 +81,7 @@ def predict(
     nms_thres = min(conf_thres, CALIBRATED_NMS_THRES)
     out = []
     for det in postprocess(pred, metas, nms_thres, iou_thres, max_det, multi_label=False, agnostic=agnostic):
-        det[:, 4] = apply_calibrator(calibrator, det[:, 4], det[:, 5])
+        det = calibrate_detections(det, calibrator)
         det = det[det[:, 4] >= conf_thres]
         out.append(det[det[:, 4].argsort(descending=True, stable=True)])
     return out

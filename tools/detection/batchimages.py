@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 import torch
 
-from tools.detection.annotate import FONT, class_colour, draw_box, label_text
+from .annotate import FONT, class_colour, draw_box, label_text
 
 __all__ = ["MAX_IMAGES", "batch_grid", "targets_to_xyxy"]
 
