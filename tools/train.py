@@ -44,8 +44,10 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
                    help="auto (ultralytics v8 rule): AdamW lr0 0.004*5/(4+nc) for <= 10k steps, else SGD")  # fmt: skip
     p.add_argument("--cos-lr", action="store_true", help="cosine learning-rate schedule")
     p.add_argument("--close-mosaic", type=int, default=10, help="train the last N epochs without mosaic (0: never)")
-    p.add_argument("--cache", nargs="?", const="ram", default=None, choices=("ram",),
-                   help="keep decoded, resized images in RAM (--cache or --cache ram; on for the demo)")  # fmt: skip
+    p.add_argument("--cache", nargs="?", const="ram", default=None, choices=("ram", "disk"),
+                   help="resized images in RAM (--cache, --cache ram) or as .npy files (--cache disk); "
+                        "default: ram when it fits in memory")  # fmt: skip
+    p.add_argument("--no-cache", dest="cache", action="store_const", const=False, help="read images every epoch")
     p.add_argument("--noautoanchor", action="store_true", help="keep the model's anchors (no best-recall check)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", nargs="?", const=True, default=False, help="resume the latest run or a last.pt")
@@ -63,6 +65,10 @@ def parse_opt(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True, help="mixed precision on CUDA")
     p.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP (CUDA)")
     p.add_argument("--max-nonfinite", type=int, default=20, help="stop after this many consecutive non-finite losses")
+    p.add_argument("--save-period-steps", type=int, default=0,
+                   help="also write last.pt every N optimizer steps, mid-epoch (0: at epoch ends only)")  # fmt: skip
+    p.add_argument("--save-period-minutes", type=float, default=0.0,
+                   help="also write last.pt when M minutes passed since the last one (0: off)")  # fmt: skip
     opt = p.parse_args(argv)
     defaults = DEMO_DEFAULTS if opt.data is None else OTHER_DEFAULTS
     for k, v in defaults.items():
@@ -87,6 +93,8 @@ def check_opt(opt: argparse.Namespace, world_size: int) -> None:
         raise ValueError(f"--batch-size {opt.batch_size} must be a multiple of the {world_size} ranks")
     if opt.clip_grad < 0 or opt.workers < 0 or opt.max_nonfinite < 1 or opt.close_mosaic < 0:
         raise ValueError("--clip-grad, --workers and --close-mosaic must be >= 0, --max-nonfinite >= 1")
+    if getattr(opt, "save_period_steps", 0) < 0 or not getattr(opt, "save_period_minutes", 0.0) >= 0:
+        raise ValueError("--save-period-steps and --save-period-minutes must be >= 0")
 
 
 def run(opt: argparse.Namespace) -> Path:
@@ -99,10 +107,13 @@ def run(opt: argparse.Namespace) -> Path:
     info = dist.from_env()
     ckpt: dict[str, Any] | None = None
     if opt.resume:
-        from models.checkpoint import load_checkpoint
+        from tools.training.resume import ResumeError, load_resume
 
-        last = latest_run(opt.project) if opt.resume is True else Path(opt.resume)
-        ckpt = load_checkpoint(last)
+        try:
+            last = latest_run(opt.project) if opt.resume is True else Path(opt.resume)
+        except FileNotFoundError as e:
+            raise ResumeError(str(e)) from e
+        ckpt = load_resume(last)
         keep = {"device": opt.device, "workers": opt.workers}
         # options added since the checkpoint was written take their defaults
         opt = argparse.Namespace(**{**vars(parse_opt([])), **ckpt["opt"], **keep, "resume": str(last)})
@@ -130,8 +141,34 @@ def run(opt: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> Path:
+    """Train; raises on failure (:func:`cli` turns that into an exit status)."""
     return run(parse_opt(argv))
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """The command line: the exit status, with a one-line message instead of a traceback for the known ends.
+
+    0 done; 2 a checkpoint that cannot be resumed (``--resume``); 1 training stopped by a fault (a failing
+    checkpoint write, too many non-finite losses, a lost DDP peer); 128 + signal (143 SIGTERM, 130 SIGINT)
+    stopped on a signal after writing a resumable ``last.pt``.
+    """
+    from tools.training.preempt import Stopped
+    from tools.training.resume import ResumeError
+    from tools.training.setup import TrainingError
+
+    try:
+        main(argv)
+    except Stopped as e:
+        print(str(e), file=sys.stderr)
+        return e.code
+    except ResumeError as e:
+        print(f"train.py --resume: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

@@ -60,6 +60,15 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def any_flag(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any rank (a stop signal that reached some ranks only)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def broadcast_int(value: int, device: torch.device) -> int:
     """Rank 0's integer, on every rank (the epochs a ``--time`` budget allows)."""
     if not (dist.is_available() and dist.is_initialized()):

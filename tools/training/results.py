@@ -35,11 +35,16 @@ COLUMNS = (
 def append_row(path: str | Path, row: dict[str, float]) -> None:
     """Rewrite results.csv with one more row (atomically, so a kill never leaves a torn file)."""
     path = Path(path)
-    rows = read_rows(path) if path.exists() else []
-    missing = [c for c in COLUMNS if c not in row]
-    if missing:
-        raise ValueError(f"results row lacks column(s) {missing}")
-    rows.append({c: float(row[c]) for c in COLUMNS})
+    write_rows(path, [*(read_rows(path) if path.exists() else []), row])
+
+
+def write_rows(path: str | Path, rows: list[dict[str, float]]) -> None:
+    """Write results.csv with exactly ``rows`` (atomically); each row needs every column of :data:`COLUMNS`."""
+    for row in rows:
+        missing = [c for c in COLUMNS if c not in row]
+        if missing:
+            raise ValueError(f"results row lacks column(s) {missing}")
+    rows = [{c: float(row[c]) for c in COLUMNS} for row in rows]
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow([f"{c:>20s}" for c in COLUMNS])

@@ -1,0 +1,216 @@
+"""Stopping on a signal and resuming mid-epoch, periodic checkpoints, damaged checkpoints at --resume, a full disk.
+
+Runs are the tiny CPU runs of ``builders.train_args`` (16 images, batch 8: 2 optimizer steps an epoch). The
+reference is one uninterrupted run with the same seed; a stopped and resumed run must equal it bit for bit.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from builders import make_trainer
+from builders import train_args as args
+
+from models import build_model
+from models.checkpoint import load_checkpoint, save_checkpoint, write_checkpoint
+from tools import train
+from tools.training.results import read_rows
+from tools.training.saver import CheckpointSaver
+from tools.training.setup import TrainingError
+from tools.training.trainer import Trainer
+
+FLAGS = ("--epochs", "2", "--seed", "3", "--noval")
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_data, tmp_path_factory) -> Path:
+    """The uninterrupted run."""
+    return train.main(args(tiny_data, tmp_path_factory.mktemp("ref"), *FLAGS))
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    ca, cb = load_checkpoint(a / "weights" / "last.pt"), load_checkpoint(b / "weights" / "last.pt")
+    assert ca["epoch"] == cb["epoch"] and ca["updates"] == cb["updates"] and cb["progress"] is None
+    for key in ("model", "ema", "loss"):
+        assert ca[key].keys() == cb[key].keys()
+        for k, v in ca[key].items():
+            assert torch.equal(v, cb[key][k]), (key, k)
+    sa, sb = ca["optimizer"]["state"], cb["optimizer"]["state"]
+    assert sa.keys() == sb.keys()
+    for i in sa:
+        for k, v in sa[i].items():
+            assert torch.equal(torch.as_tensor(v), torch.as_tensor(sb[i][k])), ("optimizer", i, k)
+    assert ca["optimizer"]["param_groups"] == cb["optimizer"]["param_groups"]
+    assert ca["scheduler"] == cb["scheduler"]
+    ra, rb = read_rows(a / "results.csv"), read_rows(b / "results.csv")
+    assert [r["epoch"] for r in ra] == [r["epoch"] for r in rb] == [0, 1]
+    for x, y in zip(ra, rb):
+        assert {k: v for k, v in x.items() if k != "time"} == {k: v for k, v in y.items() if k != "time"}
+    for x, y in zip(ca["results"], cb["results"]):  # full precision, in the checkpoint
+        assert {k: v for k, v in x.items() if k != "time"} == {k: v for k, v in y.items() if k != "time"}
+
+
+def test_sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run(reference, tiny_data, tmp_path, monkeypatch,
+                                                                     capsys):  # fmt: skip
+    """A real SIGTERM to this process after the first step of epoch 1, a second one while the stop checkpoint
+    is written; exit status 143 and a line that says how to resume; the resumed run equals the reference."""
+    real_after, real_write = Trainer._after_step, CheckpointSaver.write
+
+    def after_step(self, p, nb):
+        if (p.epoch, p.batch) == (1, 1):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_after(self, p, nb)
+
+    def write(self, model, extra, best=False):
+        if extra["progress"] is not None:
+            os.kill(os.getpid(), signal.SIGTERM)  # the impatient second signal, mid-save
+        return real_write(self, model, extra, best)
+
+    monkeypatch.setattr(Trainer, "_after_step", after_step)
+    monkeypatch.setattr(CheckpointSaver, "write", write)
+    assert train.cli(args(tiny_data, tmp_path, *FLAGS)) == 143
+    monkeypatch.undo()
+    run = tmp_path / "exp"
+    last = run / "weights" / "last.pt"
+    err = capsys.readouterr().err
+    assert f"stopped by SIGTERM in epoch 1 after batch 1/2 (optimizer step 3): saved {last}" in err
+    assert f"resume with: python tools/train.py --resume {last}" in err
+    ckpt = load_checkpoint(last)
+    assert ckpt["epoch"] == 0 and ckpt["interrupted"] and ckpt["updates"] == 3
+    assert ckpt["progress"]["epoch"] == 1 and ckpt["progress"]["batch"] == 1 and ckpt["progress"]["last_opt_step"] == 2
+    assert [r["epoch"] for r in read_rows(run / "results.csv")] == [0]
+    assert not [p for p in run.rglob("*") if p.name.endswith(".tmp")]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handlers were put back
+    assert train.main(["--resume", str(last)]) == run
+    assert_same_run(reference, run)
+
+
+def test_signal_at_the_epoch_boundary_then_resume_equals_the_uninterrupted_run(reference, tiny_data, tmp_path,
+                                                                               monkeypatch, capsys):  # fmt: skip
+    """SIGINT while epoch 0's checkpoint is written (after the epoch's last step): the run stops after epoch 0."""
+    real_write = CheckpointSaver.write
+
+    def write(self, model, extra, best=False):
+        if extra["epoch"] == 0 and extra["progress"] is None:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_write(self, model, extra, best)
+
+    monkeypatch.setattr(CheckpointSaver, "write", write)
+    assert train.cli(args(tiny_data, tmp_path, *FLAGS)) == 130
+    monkeypatch.undo()
+    run = tmp_path / "exp"
+    assert "stopped by SIGINT after epoch 0" in capsys.readouterr().err
+    ckpt = load_checkpoint(run / "weights" / "last.pt")
+    assert ckpt["epoch"] == 0 and ckpt["progress"] is None
+    train.main(["--resume", str(run / "weights" / "last.pt")])
+    assert_same_run(reference, run)
+
+
+def test_save_period_steps_writes_mid_epoch_checkpoints(tiny_data, tmp_path, monkeypatch):
+    seen = []
+    real_write = CheckpointSaver.write
+
+    def write(self, model, extra, best=False):
+        seen.append((extra["epoch"], extra["progress"] and extra["progress"]["batch"], extra["updates"]))
+        return real_write(self, model, extra, best)
+
+    monkeypatch.setattr(CheckpointSaver, "write", write)
+    train.main(args(tiny_data, tmp_path, "--epochs", "2", "--noval", "--save-period-steps", "3"))
+    # step 3 is batch 1 of epoch 1 (mid-epoch, epoch 0 done); epoch ends write as always
+    assert seen == [(0, None, 2), (0, 1, 3), (1, None, 4)]
+    assert load_checkpoint(tmp_path / "exp" / "weights" / "previous.pt")["progress"]["batch"] == 1
+    saver = CheckpointSaver(tmp_path, 0, 2.0)
+    assert not saver.due(1)
+    saver.last_write -= 121  # two minutes and a second since the last write
+    assert saver.due(1)
+    assert not CheckpointSaver(tmp_path, 5, 0).due(4)
+
+
+@pytest.fixture()
+def weights(reference, tmp_path) -> Path:
+    """A copy of the reference run's weights folder: last.pt (epoch 1 of 2), previous.pt (epoch 0)."""
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    return run / "weights"
+
+
+def resume_error(path: Path, capsys) -> str:
+    assert train.cli(["--resume", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    return err
+
+
+def test_damaged_checkpoints_give_one_line_and_exit_2(weights, tmp_path, capsys):
+    last, prev = weights / "last.pt", weights / "previous.pt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])  # truncated by a broken copy
+    err = resume_error(last, capsys)
+    assert str(last) in err and "cannot read checkpoint" in err
+    assert f"a good checkpoint is {prev}: --resume {prev}" in err
+    last.write_text("not a checkpoint\n")
+    err = resume_error(last, capsys)
+    assert str(last) in err and f"--resume {prev}" in err
+    lone = tmp_path / "lone" / "w.pt"  # weights only, no training state, nothing beside it
+    save_checkpoint(lone, build_model("yolov4-tiny-s", 6))
+    err = resume_error(lone, capsys)
+    assert "no training state" in err and f"--weights {lone}" in err and "good checkpoint" not in err
+    # trained on other data: the data YAML the checkpoint names now has other classes
+    other = tmp_path / "other.yaml"
+    d = yaml.safe_load(Path(load_checkpoint(prev)["opt"]["data"]).read_text())
+    other.write_text(yaml.safe_dump({**d, "names": ["a", "b"]}))
+    ck = load_checkpoint(prev)
+    ck["opt"] = {**ck["opt"], "data": str(other)}
+    write_checkpoint(weights / "foreign.pt", ck)
+    err = resume_error(weights / "foreign.pt", capsys)
+    assert "other data" in err and str(other) in err and "foreign.pt" in err
+    err = resume_error(tmp_path / "missing.pt", capsys)
+    assert "missing.pt" in err and "does not exist" in err
+
+
+def test_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_files(tiny_data, tmp_path, monkeypatch):
+    tr = make_trainer(tiny_data, tmp_path)
+    tr.save(0, 0.0)
+    calls = {"n": 0}
+    real_save = torch.save
+
+    def full_disk(obj, f, *a, **k):
+        calls["n"] += 1
+        f.write(b"PK\x03\x04 partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(TrainingError, match=r"cannot write checkpoint .*last.pt: No space left on device"):
+        tr.save(1, 0.0)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert calls["n"] == 1
+    assert load_checkpoint(tr.wdir / "last.pt")["epoch"] == 0
+    assert sorted(p.name for p in tr.wdir.iterdir()) == ["last.pt", "previous.pt"]
+
+
+def test_full_disk_mid_run_stops_with_exit_1(tiny_data, tmp_path, monkeypatch, capsys):
+    """The second checkpoint write fails: the run stops (never trains on without checkpoints)."""
+    real_save, calls = torch.save, {"n": 0}
+
+    def second_fails(obj, f, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(torch, "save", second_fails)
+    code = train.cli(args(tiny_data, tmp_path, "--epochs", "2", "--noval", "--save-period-steps", "1"))
+    monkeypatch.undo()
+    assert code == 1 and calls["n"] == 2
+    err = capsys.readouterr().err
+    last = tmp_path / "exp" / "weights" / "last.pt"
+    assert f"cannot write checkpoint {last}: No space left on device" in err and "training stopped" in err
+    assert load_checkpoint(last)["progress"]["batch"] == 1  # the good one, after the first step
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
