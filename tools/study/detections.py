@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tools.evaluation import match_detections
+from tools.evaluation.boxes import box_overlap, xywh_to_xyxy
 
 __all__ = ["class_agnostic", "mean_tp_score", "top_class_only", "wrong_class_fraction"]
 
@@ -59,14 +60,9 @@ def _located_elsewhere(gt: dict, dt: list[dict], iou_thres: float = 0.5) -> np.n
     out = np.zeros(len(dt), dtype=bool)
     for i, d in enumerate(dt):
         anns = [a for a in by_image.get(d["image_id"], ()) if a["category_id"] != d["category_id"]]
-        if not anns:
-            continue
-        g = np.array([a["bbox"] for a in anns], dtype=np.float64)
-        x, y, w, h = (float(v) for v in d["bbox"])
-        iw = np.clip(np.minimum(x + w, g[:, 0] + g[:, 2]) - np.maximum(x, g[:, 0]), 0, None)
-        ih = np.clip(np.minimum(y + h, g[:, 1] + g[:, 3]) - np.maximum(y, g[:, 1]), 0, None)
-        inter = iw * ih
-        out[i] = bool((inter / (w * h + g[:, 2] * g[:, 3] - inter + 1e-12) >= iou_thres).any())
+        if anns:
+            iou = box_overlap(xywh_to_xyxy(d["bbox"]), xywh_to_xyxy([a["bbox"] for a in anns]))
+            out[i] = bool((iou >= iou_thres).any())
     return out
 
 
