@@ -130,6 +130,20 @@ def test_select_device():
             select_device("0")
     with pytest.raises(ValueError, match="device must be"):
         select_device("gpu")
+    with pytest.raises(ValueError, match="device must be"):
+        select_device("0,x")
+    assert select_device("cpu", local_rank=3) == torch.device("cpu")
+    if not torch.cuda.is_available():  # a torchrun process takes the local_rank-th listed device (3 % 2 = 1)
+        assert select_device("", local_rank=1) == torch.device("cpu")
+        with pytest.raises(ValueError, match="CUDA device 1 requested"):
+            select_device("0,1", local_rank=3)
+
+
+def test_checkpoint_imgsz_rule():
+    from tools.inference.weights import DEFAULT_IMGSZ, checkpoint_imgsz
+
+    assert checkpoint_imgsz({"opt": {"imgsz": 64}}) == 64
+    assert checkpoint_imgsz({"opt": None}) == checkpoint_imgsz({}) == DEFAULT_IMGSZ == 640
 
 
 def _free_port() -> int:

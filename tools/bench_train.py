@@ -30,9 +30,9 @@ def measure(train_args: list[str], epochs: int, warmup: int) -> dict[str, float]
     """Seconds per epoch by stage (plus ``epoch``, ``images``, ``img_per_s``) for one set of train flags."""
     import torch
 
-    from tools.train import check_opt, parse_opt
     from tools.training import dist
     from tools.training.hyp import load_hyp
+    from tools.training.options import check_opt, parse_opt
     from tools.training.setup import select_device
     from tools.training.timing import StageTimer
     from tools.training.trainer import Trainer

@@ -33,7 +33,8 @@ class EvalResult:
 
     ``stats`` are the 12 COCOeval numbers (``STAT_NAMES`` order); ``calibration`` is None when it could not be
     computed (scores outside [0, 1]); ``speed`` is milliseconds per image by stage when a model was run;
-    ``detections`` and ``ground_truth`` are the checked COCO inputs (kept for ``runplots.write_val_plots``).
+    ``detections`` and ``ground_truth`` are the checked COCO inputs (kept for the run folder's pictures,
+    ``tools.detection.runplots.write_val_plots``).
     """
 
     coco: CocoStats
