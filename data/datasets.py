@@ -10,12 +10,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .base import DetectionDataset
 from .coco import read_coco
+from .index_cache import cache_path, cached_verify, files_hash
 from .report import DatasetError, DatasetNotFoundError
-from .sources import IMG_SUFFIXES, label_path, list_images, read_labels
+from .sources import IMG_SUFFIXES, label_file, list_images
+from .store import Column, RaggedRows, Strings
+from .verify import verify_split
 from .yaml_io import load_data_yaml, parse_data_dict
 
 
@@ -46,28 +50,32 @@ class YoloDataset(DetectionDataset):
         if names is not None and not list(names):
             raise DatasetError(f"{src}: names is empty")
         self.report.images_found = len(files)
-        self.im_files = files
-        ok = self._verify_images()
         nc = len(names) if names is not None else None
-        kept_files, kept_labels, kept_shapes = [], [], []
-        for f, good, shape in zip(files, ok, self.shapes):
-            if not good:
-                continue
-            lab = read_labels(label_path(f), nc, self.report)
-            if lab is None:  # unreadable label file: skipping the image avoids training on it as background
-                continue
-            kept_files.append(f)
-            kept_labels.append(lab)
-            kept_shapes.append(shape)
-        self.im_files, self.labels, self.shapes = kept_files, kept_labels, kept_shapes
-        self.image_ids = list(range(len(kept_files)))
+        label_files = [label_file(f) for f in files]
+        res = cached_verify(
+            cache_path(source if not isinstance(source, list | tuple) else None, label_files),
+            files_hash(files, label_files, f"yolo nc={nc}"),
+            lambda: verify_split(files, label_files, nc),
+            src,
+        )
+        self.report.merge(res.report)
+        keep = np.flatnonzero(res.keep)
+        self.im_files = Strings.from_list(files).take(keep)
+        self.labels, self.shapes = res.labels.take(keep), res.shapes.take(keep)
+        self.image_ids = Column(np.arange(len(keep)))
         if names is None:
-            top = max((int(lb[:, 0].max()) for lb in kept_labels if len(lb)), default=0)
-            top = max(top, 0)  # only ignore regions (class -1): still one class
+            cls = self.labels.rows[:, 0]
+            top = max(int(cls.max()) if len(cls) else 0, 0)  # only ignore regions (class -1): still one class
             names = [str(k) for k in range(top + 1)]
         self.names = [str(n) for n in names]
         self.cat_ids = list(range(self.nc))
         self._finish()
+        self._warn_missing_labels(_first_missing_folder(self.report, label_files))
+
+
+def _first_missing_folder(report, label_files: list[str]) -> str:
+    first = report.first("missing_label")
+    return os.path.dirname(first[0].path if first else label_files[0])
 
 
 class CocoDataset(DetectionDataset):
@@ -94,13 +102,13 @@ class CocoDataset(DetectionDataset):
             raise DatasetNotFoundError(f"image folder not found: {root} (for {ann_json})")
         index = read_coco(ann_json, self.report)
         self.report.images_found = len(index.image_ids)
-        self.im_files = [str((root / name).resolve()) for name in index.file_names]
+        self.im_files = [os.path.abspath(root / name) for name in index.file_names]
         ok = self._verify_images(expected=index.shapes)
-        keep = [k for k, good in enumerate(ok) if good]
-        self.im_files = [self.im_files[k] for k in keep]
-        self.shapes = [self.shapes[k] for k in keep]
-        self.labels = [index.labels[k] for k in keep]
-        self.image_ids = [index.image_ids[k] for k in keep]
+        keep = np.flatnonzero(ok)
+        self.im_files = Strings.from_list(self.im_files).take(keep)
+        self.shapes = Column(np.asarray(self.shapes.values)[keep])
+        self.labels = RaggedRows.from_arrays(index.labels).take(keep)
+        self.image_ids = Column(np.asarray(index.image_ids, np.int64)[keep])
         self.names, self.cat_ids = index.names, index.cat_ids
         self._finish()
 
@@ -110,9 +118,14 @@ def collate_fn(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str], list
 
     ``targets`` rows are ``(image index in batch, cls, cx, cy, w, h)``, boxes normalised to ``H, W``; rows of
     class -1 are ignore regions (``detloss.split_ignore(targets)`` separates them for the loss).
+    A ``None`` sample (an image that could not be decoded, see :class:`data.base.DetectionDataset`) is left out;
+    a batch of only such samples gives an empty batch ``[0, 3, 0, 0]``.
     """
     if not batch:
         raise ValueError("collate_fn got an empty batch")
+    batch = [b for b in batch if b is not None]
+    if not batch:
+        return torch.zeros((0, 3, 0, 0), dtype=torch.uint8), torch.zeros((0, 6)), [], []
     imgs, labels, paths, metas = zip(*batch)
     shapes = {tuple(im.shape) for im in imgs}
     if len(shapes) != 1:

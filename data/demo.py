@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 import yaml
 
+from .cache import cache_root
 from .demo_draw import DEMO_NAMES, draw_image
 from .report import DatasetError
 
@@ -47,8 +48,7 @@ __all__ = ["DEMO_IMGSZ", "DEMO_NAMES", "DEMO_TRAIN", "DEMO_VAL", "ensure_demo", 
 
 def default_root() -> Path:
     """``$DETLOSS_CACHE/demo`` if the variable is set, else ``~/.cache/detloss/demo``."""
-    cache = os.environ.get("DETLOSS_CACHE")
-    return (Path(cache) if cache else Path.home() / ".cache" / "detloss").expanduser() / "demo"
+    return cache_root() / "demo"
 
 
 def ensure_demo(

@@ -85,6 +85,18 @@ class DatasetReport:
         if len(self.issues) < MAX_KEPT_ISSUES:
             self.issues.append(issue)
 
+    def merge(self, other: DatasetReport) -> None:
+        """Add ``other``'s counts and kept issues (a part verified elsewhere, or a cache), in order.
+
+        Under ``strict`` an error in ``other`` raises :class:`DatasetError` naming the first one.
+        """
+        if self.strict and any(other.counts[k] for k in ERROR_KINDS):
+            first = next((i for i in other.issues if i.kind in ERROR_KINDS), None)
+            what = str(first) if first is not None else f"{other.skipped} errors"
+            raise DatasetError(f"{what} (strict=True; use strict=False to skip and report it)")
+        self.counts.update(other.counts)
+        self.issues.extend(other.issues[: max(0, MAX_KEPT_ISSUES - len(self.issues))])
+
     @property
     def skipped(self) -> int:
         """Number of errors skipped (rows, images, label files, annotations)."""

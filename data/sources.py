@@ -29,9 +29,11 @@ IGNORE_CLASS = -1  # a label row of this class is an ignore region, not an objec
 def list_images(source: str | os.PathLike | list | tuple) -> list[str]:
     """Image paths (absolute, sorted per folder, list order kept) of a folder, a ``.txt`` list, an image, or a list.
 
-    ``.txt`` lists hold one image path per line; relative lines resolve against the list's folder
-    (yolov5 resolves ``./`` lines against the list's parent). Raises :class:`DatasetNotFoundError`
-    naming the first missing entry.
+    Paths are made absolute without resolving symbolic links (yolov5 ``LoadImagesAndLabels`` globs the path
+    as given): an ``images/train`` that links to another dataset's images still finds its labels in this
+    dataset's ``labels/train``. ``.txt`` lists hold one image path per line; relative lines resolve against
+    the list's folder (yolov5 resolves ``./`` lines against the list's parent). Raises
+    :class:`DatasetNotFoundError` naming the first missing entry.
     """
     if isinstance(source, list | tuple):
         out: list[str] = []
@@ -40,31 +42,53 @@ def list_images(source: str | os.PathLike | list | tuple) -> list[str]:
         return out
     p = Path(source).expanduser()
     if p.is_dir():
-        return sorted(str(f.resolve()) for f in p.rglob("*") if f.suffix.lower() in IMG_SUFFIXES and f.is_file())
+        return sorted(_walk_images(os.path.abspath(p)))
     if p.is_file() and p.suffix.lower() == ".txt":
         out = []
         for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
             line = line.strip()
             if line:
                 q = Path(line).expanduser()
-                out.append(str((q if q.is_absolute() else p.parent / q).resolve()))
+                out.append(os.path.abspath(q if q.is_absolute() else p.parent / q))
         return out
     if p.is_file() and p.suffix.lower() in IMG_SUFFIXES:
-        return [str(p.resolve())]
+        return [os.path.abspath(p)]
     if p.exists():
         raise DatasetNotFoundError(f"{p}: not an image folder, a .txt list of images, or an image")
     raise DatasetNotFoundError(f"dataset path not found: {p}")
 
 
+def _walk_images(folder: str) -> list[str]:
+    """Image files under ``folder`` (sub-folders that are links are not entered, linked files are kept)."""
+    out, todo = [], [folder]
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    todo.append(e.path)
+                elif os.path.splitext(e.name)[1].lower() in IMG_SUFFIXES and e.is_file():
+                    out.append(e.path)
+    return out
+
+
 def label_path(img_path: str | os.PathLike) -> Path:
     """The yolov5 label file of an image: last ``images`` folder -> ``labels``, suffix -> ``.txt``."""
-    p = Path(img_path)
-    parts = list(p.parts)
-    for i in range(len(parts) - 2, -1, -1):
-        if parts[i] == "images":
-            parts[i] = "labels"
+    return Path(label_file(os.fspath(img_path)))
+
+
+def label_file(img_path: str) -> str:
+    """:func:`label_path` on strings (the hot path of a 100k-image split): same rule, no ``Path`` objects."""
+    s = img_path
+    for sep in {os.sep, "/"}:
+        tag = f"{sep}images{sep}"
+        k = s.rfind(tag)
+        if k >= 0:
+            s = f"{s[:k]}{sep}labels{sep}{s[k + len(tag) :]}"
             break
-    return Path(*parts).with_suffix(".txt")
+        if s.startswith(tag[1:]):
+            s = f"labels{sep}{s[len(tag) - 1 :]}"
+            break
+    return os.path.splitext(s)[0] + ".txt"
 
 
 def read_image(path: str | os.PathLike) -> tuple[np.ndarray | None, str]:

@@ -11,8 +11,10 @@ Format (yolov5 ``data/coco128.yaml``, ultralytics docs "Dataset YAML")::
     val_json: annotations/instances_val.json  # detloss extra: COCO ground truth of a split
     multi_label: true             # detloss extra (default false): one box may carry several classes
 
-One difference from yolov5: a relative ``path`` is resolved against the YAML file's folder (yolov5
-resolves it against its own checkout), and a missing ``path`` means the YAML's folder.
+Differences from yolov5: a relative ``path`` is resolved against the YAML file's folder (yolov5
+resolves it against its own checkout), and a missing ``path`` means the YAML's folder. Paths are made
+absolute without resolving symbolic links (yolov5's ``check_dataset`` resolves them), so a split folder
+that links to another dataset's images still reads this dataset's labels.
 Split entries ending in ``.json`` name COCO annotation files (read by ``CocoDataset``).
 ``multi_label: true`` says rows with the same box and different classes are one object with several classes
 (the readers keep such rows either way; the trainer then builds the loss with ``LossConfig(multi_label=True)``).
@@ -94,7 +96,7 @@ def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source:
         root_path = root_path if root_path.is_absolute() else base / root_path
     else:
         raise DatasetError(f"{source}: key 'path' must be a string, got {type(root).__name__}")
-    data["path"] = str(root_path.resolve())
+    data["path"] = os.path.abspath(root_path)  # links kept: labels sit beside the images as listed
 
     for key in list(data):
         if key in SPLIT_KEYS or key.endswith(PATH_SUFFIXES):
@@ -141,4 +143,4 @@ def _resolve_one(value: Any, root: Path, source: str, key: str) -> str:
     if not isinstance(value, str | os.PathLike):
         raise DatasetError(f"{source}: key '{key}' must be a path string, got {type(value).__name__}")
     p = Path(value).expanduser()
-    return str((p if p.is_absolute() else root / p).resolve())
+    return os.path.abspath(p if p.is_absolute() else root / p)

@@ -51,6 +51,6 @@ def test_cache_of_a_non_square_image_keeps_the_letterbox(tmp_path):
 
 def test_check_cache():
     assert check_cache(None) is None and check_cache(False) is None and check_cache("") is None
-    assert check_cache(True) == "ram" and check_cache("ram") == "ram"
+    assert check_cache(True) == "ram" and check_cache("ram") == "ram" and check_cache("disk") == "disk"
     with pytest.raises(ValueError, match="cache must be one of"):
-        check_cache("disk")
+        check_cache("gpu")

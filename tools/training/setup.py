@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.cache import auto_cache, ram_bytes
 from data.datasets import build_dataset, coco_gt_for
 from detloss import LossConfig, YoloLoss, scale_yolov5_hyp
 from detloss.autoanchor import check_anchors, label_wh
@@ -36,6 +37,12 @@ def build_datasets(d: dict[str, Any], opt: argparse.Namespace, hyp: dict[str, fl
     train = build_dataset(d, "train", opt.imgsz, augment=True, hyp=hyp, seed=opt.seed)
     val = build_dataset(d, "val", opt.imgsz, augment=False)
     cache = getattr(opt, "cache", None)
+    if cache is None:  # no --cache / --no-cache: RAM when the resized images fit (data.cache.auto_cache)
+        need = sum(ram_bytes(ds.shapes.values, opt.imgsz) for ds in (train, val))
+        cache = auto_cache(need)
+        fits = "fit in" if cache else "do not fit in"
+        print(f"--cache {cache or 'off'}: the resized images ({need / 2**30:.2f} GiB) {fits} RAM "
+              "(--cache ram / --cache disk / --no-cache to choose)")  # fmt: skip
     if cache:
         train.cache_images(cache)
         val.cache_images(cache)
