@@ -55,10 +55,7 @@ def group_rows(rows: np.ndarray, radius: float) -> np.ndarray | None:
     b = _xyxy(rows[members])
     x1, y1 = np.clip(b[:, :2].min(0) - 0.01, 0, 1)
     x2, y2 = np.clip(b[:, 2:].max(0) + 0.01, 0, 1)
-    boxes = _xyxy(rows)
-    iw = (np.minimum(boxes[:, 2], x2) - np.maximum(boxes[:, 0], x1)).clip(0)
-    ih = (np.minimum(boxes[:, 3], y2) - np.maximum(boxes[:, 1], y1)).clip(0)
-    inside = iw * ih >= 0.5 * rows[:, 3] * rows[:, 4]
+    inside = box_overlap(_xyxy(rows), [[x1, y1, x2, y2]], over="first")[:, 0] >= 0.5  # mostly inside the group
     group = np.array([[-1, (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]])
     return np.concatenate([rows[~inside], group])
 
