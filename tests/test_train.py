@@ -17,6 +17,7 @@ from builders import train_args as args
 from models.checkpoint import load_checkpoint
 from tools import train
 from tools.training.results import COLUMNS
+from tools.training.resume import ResumeError
 from tools.training.setup import TrainingError
 from tools.training.trainer import Trainer
 
@@ -112,8 +113,11 @@ def test_consecutive_non_finite_losses_stop_and_keep_the_checkpoint(tiny_data, t
     tr.save(0, 0.0)
     before = load_checkpoint(tr.wdir / "last.pt")
     tr.loss_fn.forward = lambda p, t, *a: (torch.tensor(float("inf")), torch.zeros(3))
-    with pytest.warns(UserWarning), pytest.raises(TrainingError, match="consecutive non-finite"):
+    with pytest.warns(UserWarning), pytest.raises(TrainingError, match="consecutive non-finite") as e:
         tr.train_epoch(1)
+    msg = str(e.value)  # names the likely causes and where to start again
+    assert "learning rate too high" in msg and "lr0" in msg and "broken data" in msg and str(tr.wdir / "last.pt") in msg
+    assert "the last batch had" in msg and ".jpg" in msg
     after = load_checkpoint(tr.wdir / "last.pt")
     assert after["epoch"] == before["epoch"] == 0
 
@@ -168,7 +172,7 @@ def test_bad_options(tiny_data, tmp_path):
                          (["--batch-size", "0"], "batch-size")):  # fmt: skip
         with pytest.raises(ValueError, match=match):
             train.main(args(tiny_data, tmp_path, *extra))
-    with pytest.raises(FileNotFoundError, match="no last.pt"):
+    with pytest.raises(ResumeError, match="no last.pt"):
         train.main(["--resume", "--project", str(tmp_path / "nothing")])
 
 

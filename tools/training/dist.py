@@ -1,9 +1,19 @@
-"""torchrun / DistributedDataParallel plumbing: rank discovery, process group, small collectives."""
+"""torchrun / DistributedDataParallel plumbing: rank discovery, process group, small collectives, lost peers.
+
+A rank that dies or hangs must not leave the others waiting in a collective forever. The process group is
+created with a timeout (``--dist-timeout``, seconds): a collective that waits longer fails on the waiting
+ranks (gloo raises; NCCL's watchdog aborts the communicator, ``TORCH_NCCL_ASYNC_ERROR_HANDLING``), and a
+peer that died outright (its sockets closed) fails the next collective at once. :func:`peer_failure`
+recognises those errors so ``tools/train.py`` can stop with one line instead of a traceback; under
+``torchrun --max-restarts N`` the restarted workers resume from ``last.pt`` (:func:`elastic_resume`).
+"""
 
 from __future__ import annotations
 
+import datetime
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -30,11 +40,37 @@ def from_env() -> DistInfo:
                     int(os.environ.get("WORLD_SIZE", 1)))  # fmt: skip
 
 
-def init(info: DistInfo, device: torch.device) -> None:
-    """Join the process group (NCCL on CUDA, gloo on CPU) when launched by torchrun with several processes."""
+def init(info: DistInfo, device: torch.device, timeout_s: float = 1800.0) -> None:
+    """Join the process group (NCCL on CUDA, gloo on CPU) when launched by torchrun with several processes;
+    a collective waiting more than ``timeout_s`` seconds for a peer fails instead of hanging."""
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size)
+        timeout = datetime.timedelta(seconds=timeout_s)
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout)
+
+
+_PEER_SIGNS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "socket", "broken pipe")
+
+
+def peer_failure(e: BaseException) -> bool:
+    """Whether ``e`` is a collective that failed because another rank died, hung or became unreachable."""
+    if isinstance(e, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(e, RuntimeError) and any(s in str(e).lower() for s in _PEER_SIGNS)
+
+
+def restart_count() -> int:
+    """How often torchrun's elastic agent restarted this worker group (``--max-restarts``); 0 on the first try."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0) or 0)
+
+
+def elastic_pointer(project: str | Path) -> Path:
+    """The file in which the first try of a torchrun job records its run folder, for the restarts to find it.
+
+    Keyed by torchrun's run id (``--rdzv-id``; a fresh one under ``--standalone``), so separate jobs with
+    separate ids in one project do not mix."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    return Path(project) / f".elastic-{run_id}.txt"
 
 
 def shutdown() -> None:
