@@ -9,6 +9,9 @@ are read identically.
 Empty detection list: pycocotools fails on ``loadRes([])``. Here no backend is called; every number is 0
 where the ground truth has (non-crowd) objects in that area range and -1 where it has none, which is what
 COCO's accumulation gives for zero detections.
+
+P and R as yolov5 prints them are read off the same IoU-0.50 curves: each class at its best-F1 point
+(:func:`best_f1_pr`), then the mean over classes with ground truth (:func:`mean_pr`).
 """
 
 from __future__ import annotations
