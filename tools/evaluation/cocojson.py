@@ -119,6 +119,16 @@ def _check_box(box: Any, where: str) -> None:
         raise CocoFormatError(f"{where}: 'bbox' [x, y, w, h] has a negative width or height: {box!r}")
 
 
+def _check_record(rec: Any, keys: Sequence[str], where: str) -> None:
+    """An object with every one of ``keys`` and a valid ``bbox``; else ``CocoFormatError`` naming ``where``."""
+    if not isinstance(rec, dict):
+        raise CocoFormatError(f"{where} is not an object")
+    for key in keys:
+        if key not in rec:
+            raise CocoFormatError(f"{where} has no '{key}' (keys: {sorted(rec)})")
+    _check_box(rec["bbox"], where)
+
+
 def check_ground_truth(gt: Any, source: str = "<ground truth>", reindex_ann_ids: bool = False) -> dict:
     """Check a COCO ground-truth dict and return a normalised copy ready for pycocotools / faster-coco-eval.
 
@@ -150,12 +160,7 @@ def check_ground_truth(gt: Any, source: str = "<ground truth>", reindex_ann_ids:
     anns, ann_ids, no_area = [], set(), 0
     for i, a in enumerate(gt["annotations"]):
         where = f"{source}: annotations[{i}]"
-        if not isinstance(a, dict):
-            raise CocoFormatError(f"{where} is not an object")
-        for key in ("id", "image_id", "category_id", "bbox"):
-            if key not in a:
-                raise CocoFormatError(f"{where} has no '{key}'")
-        _check_box(a["bbox"], where)
+        _check_record(a, ("id", "image_id", "category_id", "bbox"), where)
         if a["image_id"] not in ids["images"]:
             raise CocoFormatError(f"{where}: image_id {a['image_id']!r} is not in 'images'")
         if a["category_id"] not in ids["categories"]:
@@ -205,12 +210,7 @@ def check_detections(dt: Any, gt: dict, source: str = "<detections>", gt_source:
     out, bad_img, bad_cat = [], set(), set()
     for i, d in enumerate(dt):
         where = f"{source}: detection {i}"
-        if not isinstance(d, dict):
-            raise CocoFormatError(f"{where} is not an object")
-        for key in ("image_id", "category_id", "bbox", "score"):
-            if key not in d:
-                raise CocoFormatError(f"{where} has no '{key}' (keys: {sorted(d)})")
-        _check_box(d["bbox"], where)
+        _check_record(d, ("image_id", "category_id", "bbox", "score"), where)
         if not _is_number(d["score"]):
             raise CocoFormatError(f"{where}: 'score' must be a finite number, got {d['score']!r}")
         if d["image_id"] not in img_ids:
