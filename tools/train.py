@@ -14,6 +14,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script from a checkout: make models/, data/, tools/ importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from detloss.io import atomic_write  # noqa: E402
 from tools.training import dist  # noqa: E402
 from tools.training.hyp import check_hyp, load_hyp  # noqa: E402
 from tools.training.options import DEMO_DEFAULTS, OTHER_DEFAULTS, check_opt, parse_opt  # noqa: E402
@@ -31,6 +32,12 @@ def run(opt: argparse.Namespace) -> Path:
 
     info = dist.from_env()
     ckpt: dict[str, Any] | None = None
+    pointer = dist.elastic_pointer(opt.project)
+    if not opt.resume and dist.restart_count() > 0 and pointer.is_file():  # torchrun --max-restarts: go on
+        last = Path(pointer.read_text().strip()) / "weights" / "last.pt"
+        if last.is_file():
+            print(f"torchrun restart {dist.restart_count()}: resuming {last}")
+            opt.resume = str(last)
     if opt.resume:
         from tools.training.resume import ResumeError, load_resume
 
@@ -39,7 +46,7 @@ def run(opt: argparse.Namespace) -> Path:
         except FileNotFoundError as e:
             raise ResumeError(str(e)) from e
         ckpt = load_resume(last)
-        keep = {"device": opt.device, "workers": opt.workers}
+        keep = {"device": opt.device, "workers": opt.workers, "dist_timeout": opt.dist_timeout}
         # options added since the checkpoint was written take their defaults
         opt = argparse.Namespace(**{**vars(parse_opt([])), **ckpt["opt"], **keep, "resume": str(last)})
         save_dir = last.parent.parent
@@ -49,7 +56,7 @@ def run(opt: argparse.Namespace) -> Path:
         save_dir = increment_path(Path(opt.project) / opt.name, opt.exist_ok)
     check_opt(opt, info.world_size)
     device = select_device(opt.device, info)
-    dist.init(info, device)
+    dist.init(info, device, opt.dist_timeout)
     if info.enabled and opt.resume is False:  # every rank must agree on the run folder
         obj = [str(save_dir)]
         torch.distributed.broadcast_object_list(obj, 0)
@@ -58,8 +65,22 @@ def run(opt: argparse.Namespace) -> Path:
         if info.main:
             save_dir.mkdir(parents=True, exist_ok=True)
             print(f"run folder {save_dir}, device {device}, world size {info.world_size}")
+            if info.enabled and dist.restart_count() == 0:
+                atomic_write(pointer, f"{save_dir}\n")
         trainer = Trainer(opt, hyp, save_dir, info, device, resume_ckpt=ckpt)
         trainer.fit()
+    except Exception as e:
+        if not (info.enabled and dist.peer_failure(e)):
+            raise
+        from tools.training.setup import TrainingError
+
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        last = save_dir / "weights" / "last.pt"
+        raise TrainingError(
+            f"rank {info.rank}: lost another rank (it died, hung past --dist-timeout {opt.dist_timeout:g} s, or "
+            f"became unreachable): {why}; stopping. Resume with --resume {last} (torchrun --max-restarts N does "
+            "it by itself)"
+        ) from e
     finally:
         dist.shutdown()
     return save_dir
