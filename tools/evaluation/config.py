@@ -56,4 +56,4 @@ class EvalConfig:
         if unknown:
             raise ValueError(f"EvalConfig has no field(s) {sorted(unknown)}; fields: {sorted(names)}")
         values = {n: getattr(args, n) for n in names if hasattr(args, n)}
-        return cls(**{**values, **overrides})  # type: ignore[arg-type]
+        return cls(**{**values, **overrides})

@@ -108,9 +108,9 @@ def confusion_matrix(
         g = _check(g, 5, f"gts[{i}]")
         p = p[p[:, 4] >= conf_thres]
         pc, gc = p[:, 5].astype(np.int64), g[:, 0].astype(np.int64)
-        for what, c in (("predicted", pc), ("ground-truth", gc)):
-            if c.size and (c.min() < 0 or c.max() >= nc):
-                raise ValueError(f"image {i}: {what} class outside 0..{nc - 1}: {sorted(set(c.tolist()))}")
+        for what, idx in (("predicted", pc), ("ground-truth", gc)):
+            if idx.size and (idx.min() < 0 or idx.max() >= nc):
+                raise ValueError(f"image {i}: {what} class outside 0..{nc - 1}: {sorted(set(idx.tolist()))}")
         pairs = match_greedy(box_overlap(g[:, 1:], p[:, :4]), iou_thres)
         seen_g, seen_p = {r for r, _ in pairs}, {c for _, c in pairs}
         for r, c in pairs:
