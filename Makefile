@@ -4,17 +4,21 @@
 #   make train ARGS="--epochs 5"      extra flags for tools/train.py
 #   make test ARGS="-x tests/test_loss.py"   extra pytest arguments
 #   make test VENV=/tmp/ci-venv       another environment (CI points this at a fresh one)
+#   make docs                          the API reference of detloss -> build/api/index.html (pdoc: one package, no
+#                                      site config, reads our Google sections and reST roles; tools/api_docs.py
+#                                      fails on a docstring reference that names nothing or an undocumented export)
+#   make dist                          wheel + sdist -> dist/ (python -m build)
 
 PYTHON ?= python3
 VENV ?= .venv
 ARGS ?=
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= dev,eval,train,export
+EXTRAS ?= dev,eval,train,export,docs
 
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.stamp
 
-.PHONY: setup train test lint
+.PHONY: setup train test lint docs dist
 
 setup: $(STAMP)
 
@@ -32,5 +36,11 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check detloss models data tools tests
+	$(VENV)/bin/ruff check detloss models data tools tests examples
 	$(VENV)/bin/mypy detloss
+
+docs: $(STAMP)
+	$(PY) tools/api_docs.py --out build/api
+
+dist: $(STAMP)
+	$(PY) -m build --outdir dist

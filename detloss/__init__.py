@@ -24,7 +24,7 @@ from .smoothing import (
     uniform_targets,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one source of the version: setup.cfg reads it (version = attr: detloss.__version__)
 
 __all__ = [
     "KLDivLabelSmoothing",

@@ -40,6 +40,7 @@ def to_xyxy(boxes: Tensor, fmt: str) -> Tensor:
 
 
 def box_area(boxes: Tensor, fmt: str = "xyxy") -> Tensor:
+    """Areas ``Tensor[...]`` of boxes ``Tensor[..., 4]`` in format ``fmt``; inverted boxes have area 0."""
     b = to_xyxy(boxes, fmt)
     return (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
 
