@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import math
 import os
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .report import DatasetError, DatasetNotFoundError, DatasetReport
+from .store import RaggedRows
 
 CLIP_TOL_PX = 1.0  # boxes up to 1 px outside the image are clipped; further out is a bad annotation
 
@@ -32,19 +35,65 @@ class CocoIndex:
     image_ids: list[int]
     file_names: list[str]
     shapes: list[tuple[int, int]]  # (height, width) from the JSON
-    labels: list[np.ndarray]  # float32 [n, 5] (cls, cx, cy, w, h) normalised to the image
+    labels: RaggedRows  # per image float32 [n, 5] (cls, cx, cy, w, h) normalised to the image
     cat_ids: list[int]
     names: list[str]
 
 
-def load_json(path: str | os.PathLike) -> dict:
+class _Row(int):
+    """An annotation the JSON hook stored in :class:`_Columns` (its row there); not a JSON value."""
+
+    __slots__ = ()
+
+
+class _Columns:
+    """``json.load(object_pairs_hook=...)``: well-typed annotations become a row of a few ``array`` columns
+    (about 70 bytes) instead of a dict with lists (about 1 kB with a polygon), so a file of 800k annotations
+    never holds them all as Python objects; anything else stays a dict and takes the checked slow path."""
+
+    def __init__(self) -> None:
+        self.ann_id, self.image_id, self.cat_id = array("q"), array("q"), array("q")
+        self.crowd, self.box = array("b"), array("d")
+
+    def hook(self, pairs: list[tuple[str, Any]]) -> Any:
+        d = dict(pairs)
+        box, img, cat, crowd, aid = (
+            d.get("bbox"),
+            d.get("image_id"),
+            d.get("category_id"),
+            d.get("iscrowd", 0),
+            d.get("id"),
+        )
+        ok = type(box) is list and len(box) == 4 and all(type(v) is float or type(v) is int for v in box)
+        ok = (
+            ok
+            and type(img) is int
+            and type(cat) is int
+            and type(crowd) in (int, bool)
+            and type(aid) in (int, type(None))
+        )
+        if not ok:
+            return d
+        try:
+            self.image_id.append(img)
+            self.cat_id.append(cat)
+            self.ann_id.append(-1 if aid is None else aid)
+        except OverflowError:  # an id beyond int64: the slow path keeps it exact
+            del self.image_id[len(self.crowd) :], self.cat_id[len(self.crowd) :], self.ann_id[len(self.crowd) :]
+            return d
+        self.crowd.append(1 if crowd else 0)
+        self.box.extend(float(v) for v in box)
+        return _Row(len(self.crowd) - 1)
+
+
+def load_json(path: str | os.PathLike, hook: Any = None) -> dict:
     """Load a COCO annotation file as a mapping; clear errors for missing, unreadable or bad JSON."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise DatasetNotFoundError(f"COCO annotation file not found: {p}")
     try:
         with open(p, encoding="utf-8") as f:
-            data = json.load(f)
+            data = json.load(f, object_pairs_hook=hook)
     except json.JSONDecodeError as e:
         raise DatasetError(f"{p}:{e.lineno}: invalid JSON: {e.msg}") from e
     except (OSError, UnicodeDecodeError) as e:
@@ -59,10 +108,25 @@ def load_json(path: str | os.PathLike) -> dict:
     return data
 
 
+class _Issues:
+    """Issues with the annotation position they belong to, replayed into the report in file order."""
+
+    def __init__(self) -> None:
+        self.pos = 0
+        self.items: list[tuple[int, int, str, str]] = []
+
+    def add(self, kind: str, path: object, line: int | None, reason: str) -> None:
+        self.items.append((self.pos, len(self.items), kind, reason))
+
+
 def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
-    """Parse and validate ``path``; bad images/annotations are reported (raised under ``report.strict``)."""
+    """Parse and validate ``path``; bad images/annotations are reported (raised under ``report.strict``).
+
+    Well-typed annotations are checked as numpy columns; the report lists issues in file order as before.
+    """
     src = str(Path(path).expanduser())
-    data = load_json(path)
+    cols = _Columns()
+    data = load_json(path, cols.hook)
     cats: dict[int, str] = {}
     for i, c in enumerate(data["categories"]):
         if not isinstance(c, dict) or not _is_int(c.get("id")):
@@ -87,33 +151,141 @@ def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
             report.add("bad_json", src, None, f"{where}: repeats image id {im['id']}")
             continue
         images[im["id"]] = (im["file_name"], im["height"], im["width"])
-
-    rows: dict[int, list[tuple[float, ...]]] = {k: [] for k in images}
-    seen: dict[tuple[int, tuple[float, ...]], int] = {}
-    for i, a in enumerate(data.get("annotations", [])):
-        aid = a.get("id") if isinstance(a, dict) else None
-        where = f"annotations[{i}] id={aid}"
-        row = _parse_ann(a, images, cls_of, src, where, report)
-        if row is None:
-            continue
-        img_id, r = row
-        if r[0] < 0 and (img_id, r) in seen:  # one crowd region given for several categories: one ignore region
-            continue
-        if (img_id, r) in seen:
-            report.add("duplicate", src, None, f"{where}: duplicate of annotations[{seen[(img_id, r)]}] dropped")
-            continue
-        seen[(img_id, r)] = i
-        rows[img_id].append(r)
-
+    anns = data.get("annotations", [])
+    del data
+    issues = _Issues()
+    rows, pos, img_idx, aid = _annotation_rows(anns, cols, images, cls_of, src, issues)
+    del anns, cols
+    keep = _drop_duplicates(rows, pos, img_idx, aid, src, issues)
+    for _, _, kind, reason in sorted(issues.items):
+        report.add(kind, src, None, reason)
+    rows, img_idx = rows[keep], img_idx[keep]
+    order = np.argsort(img_idx, kind="stable")  # per image, in file order
+    counts = np.bincount(img_idx, minlength=len(images))
+    offsets = np.zeros(len(images) + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
     ids = list(images)
     return CocoIndex(
         image_ids=ids,
         file_names=[images[k][0] for k in ids],
         shapes=[(images[k][1], images[k][2]) for k in ids],
-        labels=[np.array(rows[k], np.float32).reshape(-1, 5) for k in ids],
+        labels=RaggedRows(rows[order].astype(np.float32), offsets),
         cat_ids=cat_ids,
         names=[cats[c] for c in cat_ids],
     )
+
+
+def _annotation_rows(anns: list, cols: _Columns, images: dict, cls_of: dict, src: str, issues: _Issues):
+    """``(rows float64 [m, 5], annotation position [m], image index [m], annotation id [m])`` of those that pass."""
+    img_index = {k: j for j, k in enumerate(images)}
+    fast_pos, fast_row, slow = [], [], []
+    for i, a in enumerate(anns):
+        if type(a) is _Row:
+            fast_pos.append(i)
+            fast_row.append(int(a))
+        else:
+            slow.append(i)
+    rows_f, pos_f, img_f, aid_f = _check_columns(cols, np.array(fast_row, np.int64), np.array(fast_pos, np.int64),
+                                          images, img_index, cls_of, issues)  # fmt: skip
+    slow_rows, slow_pos, slow_img, slow_aid = [], [], [], []
+    for i in slow:
+        a = anns[i]
+        issues.pos = i
+        aid = a.get("id") if isinstance(a, dict) else None
+        r = _parse_ann(a, images, cls_of, src, f"annotations[{i}] id={aid}", issues)
+        if r is not None:
+            slow_rows.append(r[1])
+            slow_pos.append(i)
+            slow_img.append(img_index[r[0]])
+            slow_aid.append(aid)
+    rows = np.concatenate([rows_f, np.array(slow_rows, np.float64).reshape(-1, 5)])
+    pos = np.concatenate([pos_f, np.array(slow_pos, np.int64)])
+    img = np.concatenate([img_f, np.array(slow_img, np.int64)])
+    aids = np.concatenate([aid_f.astype(object), np.array(slow_aid, dtype=object)])
+    order = np.argsort(pos, kind="stable")
+    return rows[order], pos[order], img[order], aids[order]
+
+
+def _check_columns(cols: _Columns, row: np.ndarray, pos: np.ndarray, images: dict, img_index: dict,
+                   cls_of: dict, issues: _Issues) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """:func:`_parse_ann`'s checks, in its order, on the column rows ``row`` (at annotation positions ``pos``)."""
+    aid = np.frombuffer(cols.ann_id, np.int64)[row] if len(cols.ann_id) else np.zeros(0, np.int64)
+    img_id = np.frombuffer(cols.image_id, np.int64)[row] if len(cols.image_id) else np.zeros(0, np.int64)
+    cat = np.frombuffer(cols.cat_id, np.int64)[row] if len(cols.cat_id) else np.zeros(0, np.int64)
+    crowd = np.frombuffer(cols.crowd, np.int8)[row].astype(bool) if len(cols.crowd) else np.zeros(0, bool)
+    box = np.frombuffer(cols.box, np.float64).reshape(-1, 4)[row] if len(cols.box) else np.zeros((0, 4))
+    known = np.array(sorted(images), np.int64)
+    at = np.clip(np.searchsorted(known, img_id), 0, max(len(known) - 1, 0))
+    img_ok = (known[at] == img_id) if len(known) else np.zeros(len(row), bool)
+    img_j = np.array([img_index[int(k)] for k in known], np.int64)[at] if len(known) else np.zeros(len(row), np.int64)
+    cats = np.array(sorted(cls_of), np.int64)
+    ca = np.clip(np.searchsorted(cats, cat), 0, len(cats) - 1)
+    cat_ok = crowd | (cats[ca] == cat)
+    hw = np.array([images[int(k)][1:] for k in known], np.float64).reshape(-1, 2)[at] if len(known) else box[:, :2]
+    ih, iw = hw[:, 0], hw[:, 1]
+    x, y, w, h = box.T
+    finite = np.isfinite(box).all(1)
+    with np.errstate(invalid="ignore"):
+        positive = (w > 0) & (h > 0)
+        x2, y2 = x + w, y + h
+        inside = (x >= -CLIP_TOL_PX) & (y >= -CLIP_TOL_PX) & (x2 <= iw + CLIP_TOL_PX) & (y2 <= ih + CLIP_TOL_PX)
+        clip = (x < 0) | (y < 0) | (x2 > iw) | (y2 > ih)
+    bad = np.zeros(len(row), bool)
+    reasons = (
+        (~img_ok, lambda k: f"image_id {int(img_id[k])!r} not in 'images'"),
+        (~cat_ok, lambda k: f"category_id {int(cat[k])!r} not in 'categories'"),
+        (~finite, lambda k: f"bbox must be 4 finite numbers [x, y, w, h], got {_box(box[k])}"),
+        (~positive, lambda k: f"bbox width/height must be > 0, got {_box(box[k])}"),
+        (~inside, lambda k: f"bbox {_box(box[k])} outside the {int(iw[k])}x{int(ih[k])} image"),
+    )
+    for fails, why in reasons:
+        for k in np.flatnonzero(fails & ~bad):
+            issues.pos = int(pos[k])
+            issues.add("bad_annotation", "", None, f"{_where(pos[k], aid[k])}: {why(k)}")
+        bad |= fails
+    good = ~bad
+    for k in np.flatnonzero(good & clip):
+        issues.pos = int(pos[k])
+        issues.add("clipped", "", None, f"{_where(pos[k], aid[k])}: bbox edge slightly outside the image clipped to it")
+    for k in np.flatnonzero(good & crowd):
+        issues.pos = int(pos[k])
+        issues.add("crowd", "", None, f"{_where(pos[k], aid[k])}: crowd region kept as an ignore region (class -1)")
+    g = np.flatnonzero(good)
+    x, y, x2, y2, iw, ih = x[g], y[g], x2[g], y2[g], iw[g], ih[g]
+    x, y, x2, y2 = np.maximum(x, 0.0), np.maximum(y, 0.0), np.minimum(x2, iw), np.minimum(y2, ih)
+    cls = np.where(crowd[g], -1.0, ca[g].astype(np.float64))  # class index = rank of the sorted category id
+    rows = np.stack([cls, (x + x2) / 2 / iw, (y + y2) / 2 / ih, (x2 - x) / iw, (y2 - y) / ih], 1)
+    ids = np.where(aid[g] == -1, None, aid[g].astype(object))
+    return rows.reshape(-1, 5), pos[g], img_j[g], ids
+
+
+def _where(pos: Any, aid: Any) -> str:
+    return f"annotations[{int(pos)}] id={None if int(aid) == -1 else int(aid)}"
+
+
+def _box(b: np.ndarray) -> str:
+    return "[" + ", ".join(repr(float(v)) if not float(v).is_integer() else str(int(v)) for v in b) + "]"
+
+
+def _drop_duplicates(rows: np.ndarray, pos: np.ndarray, img: np.ndarray, aid: np.ndarray, src: str,
+                     issues: _Issues) -> np.ndarray:  # fmt: skip
+    """Keep mask: exact repeats of ``(image, row)`` after the first are dropped (reported, crowd ones quietly)."""
+    if not len(rows):
+        return np.ones(0, bool)
+    order = np.lexsort((pos, rows[:, 4], rows[:, 3], rows[:, 2], rows[:, 1], rows[:, 0], img))
+    r, m = rows[order], img[order]
+    same = np.zeros(len(r), bool)
+    same[1:] = (m[1:] == m[:-1]) & (r[1:] == r[:-1]).all(1)
+    first = order[np.maximum.accumulate(np.where(same, 0, np.arange(len(r))))]
+    keep = np.ones(len(rows), bool)
+    for k in np.flatnonzero(same):
+        j = order[k]
+        keep[j] = False
+        if rows[j, 0] >= 0:
+            issues.pos = int(pos[j])
+            what = f"annotations[{int(pos[j])}] id={aid[j]}: duplicate of annotations[{int(pos[first[k]])}] dropped"
+            issues.add("duplicate", src, None, what)
+    return keep
 
 
 def _is_int(v: object) -> bool:

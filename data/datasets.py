@@ -18,7 +18,7 @@ from .coco import read_coco
 from .index_cache import cache_path, cached_verify, files_hash
 from .report import DatasetError, DatasetNotFoundError
 from .sources import IMG_SUFFIXES, label_file, list_images
-from .store import Column, RaggedRows, Strings
+from .store import Column, Strings
 from .verify import verify_split
 from .yaml_io import load_data_yaml, parse_data_dict
 
@@ -107,7 +107,7 @@ class CocoDataset(DetectionDataset):
         keep = np.flatnonzero(ok)
         self.im_files = Strings.from_list(self.im_files).take(keep)
         self.shapes = Column(np.asarray(self.shapes.values)[keep])
-        self.labels = RaggedRows.from_arrays(index.labels).take(keep)
+        self.labels = index.labels.take(keep)
         self.image_ids = Column(np.asarray(index.image_ids, np.int64)[keep])
         self.names, self.cat_ids = index.names, index.cat_ids
         self._finish()

@@ -133,3 +133,37 @@ def test_invalid_files(tmp_path):
         CocoDataset(tmp_path / "missing.json", tmp_path)
     with pytest.raises(DatasetNotFoundError, match="image folder"):
         CocoDataset(bad, tmp_path / "nope")
+
+
+def test_column_path_equals_the_per_annotation_path(tmp_path):
+    """Well-typed annotations are checked as numpy columns; an annotation with a string id takes the per-annotation
+    path. Both must keep the same rows and report the same issues in the same order."""
+    rng = np.random.default_rng(0)
+    anns = []
+    for _ in range(300):
+        x, y = rng.uniform(-1.2, 25, 2).round(1).tolist()
+        w, h = rng.uniform(-0.3, 8, 2).round(1).tolist()
+        anns.append({"image_id": int(rng.integers(1, 4)), "category_id": int(rng.choice([5, 9, 3])),
+                     "bbox": [x, y, w, h], "iscrowd": int(rng.random() < 0.1)})  # fmt: skip
+    dup = {"image_id": 2, "category_id": 5, "bbox": [1, 2, 3, 4], "iscrowd": 0}
+    anns[10:10] = [dup, {**dup, "iscrowd": 1}, dup, {**dup, "iscrowd": 1}, {**dup, "category_id": 9}]
+    results = []
+    for kind in ("int", "str"):
+        folder = tmp_path / kind
+        folder.mkdir()
+        path, imgs = coco_case(folder, anns)
+        data = json.loads(path.read_text())
+        if kind == "str":
+            for a in data["annotations"]:
+                a["id"] = str(a["id"])
+        path.write_text(json.dumps(data))
+        with pytest.warns(DatasetWarning):
+            ds = CocoDataset(path, imgs, imgsz=64)
+        issues = [(i.kind, i.reason.replace("'", "")) for i in ds.report.issues]
+        results.append((ds.labels, dict(ds.report.counts), issues))
+    (lab_a, counts_a, issues_a), (lab_b, counts_b, issues_b) = results
+    assert counts_a == counts_b and 10 < counts_a["bad_annotation"] < 250 and counts_a["duplicate"] >= 1
+    assert lab_a == lab_b
+    assert [k for k, _ in issues_a] == [k for k, _ in issues_b]
+    norm = [r.split(": ", 1)[0] for _, r in issues_a], [r.split(": ", 1)[0] for _, r in issues_b]
+    assert norm[0] == norm[1]  # same annotations named, in the same order

@@ -86,6 +86,13 @@ def _child(code: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+IMPORTS = """
+import json, resource, sys
+sys.path.insert(0, {root!r})
+import data.datasets
+print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
 BUILD = """
 import json, resource, sys, time, warnings
 sys.path.insert(0, {root!r})
@@ -101,13 +108,14 @@ SPEED = """
 import json, sys, time, warnings
 sys.path.insert(0, {root!r})
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 from data.datasets import YoloDataset, collate_fn
 warnings.simplefilter("ignore")
 torch.set_num_threads(1)
 ds = YoloDataset({src!r}, imgsz=320, augment=True, names=["a", "b", "c"], seed=0)
 g = torch.Generator().manual_seed(0)
-dl = DataLoader(ds, batch_size=16, shuffle=True, generator=g, num_workers={workers}, collate_fn=collate_fn)
+sampler = RandomSampler(ds, num_samples=16 * ({batches} + 1), generator=g)  # whole permutations, as many as needed
+dl = DataLoader(ds, batch_size=16, sampler=sampler, num_workers={workers}, collate_fn=collate_fn)
 it = iter(dl)
 next(it)
 t0 = time.perf_counter()
@@ -141,6 +149,8 @@ print(json.dumps({{"s": dt, "n": len(c.imgs), "rss_mb": resource.getrusage(resou
 
 def bench_yolo(root: Path, sizes: list[int], small: int, workers: int, batches: int) -> None:
     images = generate(root, max(sizes))
+    base = _child(IMPORTS.format(root=str(ROOT)))["rss_mb"]
+    print(f"peak RSS of the imports alone (torch, cv2, numpy, data): {base:.0f} MB")
     print(f"{'images':>8} {'cold s':>8} {'cold MB':>8} {'warm s':>8} {'warm MB':>8}")
     for n in sizes:
         src = str(subset_list(root, images, n)) if n < max(sizes) else str(images)
