@@ -52,38 +52,34 @@ class _Columns:
     never holds them all as Python objects; anything else stays a dict and takes the checked slow path."""
 
     def __init__(self) -> None:
-        self.ann_id, self.image_id, self.cat_id = array("q"), array("q"), array("q")
-        self.crowd, self.box = array("b"), array("d")
+        self.ints = array("q")  # per row: annotation id (-1: none), image id, category id, crowd (0/1)
+        self.box = array("d")  # per row: x, y, w, h
 
     def hook(self, pairs: list[tuple[str, Any]]) -> Any:
         d = dict(pairs)
-        box, img, cat, crowd, aid = (
-            d.get("bbox"),
-            d.get("image_id"),
-            d.get("category_id"),
-            d.get("iscrowd", 0),
-            d.get("id"),
-        )
-        ok = type(box) is list and len(box) == 4 and all(type(v) is float or type(v) is int for v in box)
-        ok = (
-            ok
-            and type(img) is int
-            and type(cat) is int
-            and type(crowd) in (int, bool)
-            and type(aid) in (int, type(None))
-        )
-        if not ok:
+        box = d.get("bbox")
+        if type(box) is not list or len(box) != 4:
             return d
+        aid, img, cat, crowd = d.get("id", -1), d.get("image_id"), d.get("category_id"), d.get("iscrowd", 0)
+        if type(aid) is not int or type(img) is not int or type(cat) is not int or crowd not in (0, 1):
+            return d
+        for v in box:
+            if type(v) is not float and type(v) is not int:
+                return d
+        n = len(self.ints)
         try:
-            self.image_id.append(img)
-            self.cat_id.append(cat)
-            self.ann_id.append(-1 if aid is None else aid)
-        except OverflowError:  # an id beyond int64: the slow path keeps it exact
-            del self.image_id[len(self.crowd) :], self.cat_id[len(self.crowd) :], self.ann_id[len(self.crowd) :]
+            self.ints.extend((aid, img, cat, 1 if crowd else 0))
+        except OverflowError:  # an id beyond int64: the per-annotation path keeps it exact
+            del self.ints[n:]
             return d
-        self.crowd.append(1 if crowd else 0)
-        self.box.extend(float(v) for v in box)
-        return _Row(len(self.crowd) - 1)
+        self.box.extend(box)
+        return _Row(n // 4)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        """``int64 [rows, 4]`` (id, image id, category id, crowd) and ``float64 [rows, 4]`` boxes."""
+        ints = np.frombuffer(self.ints, np.int64).reshape(-1, 4) if len(self.ints) else np.zeros((0, 4), np.int64)
+        box = np.frombuffer(self.box, np.float64).reshape(-1, 4) if len(self.box) else np.zeros((0, 4))
+        return ints, box
 
 
 def load_json(path: str | os.PathLike, hook: Any = None) -> dict:
@@ -209,11 +205,10 @@ def _annotation_rows(anns: list, cols: _Columns, images: dict, cls_of: dict, src
 def _check_columns(cols: _Columns, row: np.ndarray, pos: np.ndarray, images: dict, img_index: dict,
                    cls_of: dict, issues: _Issues) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
     """:func:`_parse_ann`'s checks, in its order, on the column rows ``row`` (at annotation positions ``pos``)."""
-    aid = np.frombuffer(cols.ann_id, np.int64)[row] if len(cols.ann_id) else np.zeros(0, np.int64)
-    img_id = np.frombuffer(cols.image_id, np.int64)[row] if len(cols.image_id) else np.zeros(0, np.int64)
-    cat = np.frombuffer(cols.cat_id, np.int64)[row] if len(cols.cat_id) else np.zeros(0, np.int64)
-    crowd = np.frombuffer(cols.crowd, np.int8)[row].astype(bool) if len(cols.crowd) else np.zeros(0, bool)
-    box = np.frombuffer(cols.box, np.float64).reshape(-1, 4)[row] if len(cols.box) else np.zeros((0, 4))
+    ints, boxes = cols.columns()
+    aid, img_id, cat, crowd = ints[row].T
+    crowd = crowd.astype(bool)
+    box = boxes[row]
     known = np.array(sorted(images), np.int64)
     at = np.clip(np.searchsorted(known, img_id), 0, max(len(known) - 1, 0))
     img_ok = (known[at] == img_id) if len(known) else np.zeros(len(row), bool)

@@ -15,11 +15,11 @@ import torch
 
 from .base import DetectionDataset
 from .coco import read_coco
-from .index_cache import cache_path, cached_verify, files_hash
+from .index_cache import cache_path, cached_verify, fallback_path, files_hash
 from .report import DatasetError, DatasetNotFoundError
-from .sources import IMG_SUFFIXES, label_file, list_images
+from .sources import IMG_SUFFIXES, label_files, list_images
 from .store import Column, Strings
-from .verify import verify_split
+from .verify import Verified, verify_split
 from .yaml_io import load_data_yaml, parse_data_dict
 
 
@@ -51,11 +51,11 @@ class YoloDataset(DetectionDataset):
             raise DatasetError(f"{src}: names is empty")
         self.report.images_found = len(files)
         nc = len(names) if names is not None else None
-        label_files = [label_file(f) for f in files]
+        lab_files = label_files(files)
         res = cached_verify(
-            cache_path(source if not isinstance(source, list | tuple) else None, label_files),
-            files_hash(files, label_files, f"yolo nc={nc}"),
-            lambda: verify_split(files, label_files, nc),
+            cache_path(source if not isinstance(source, list | tuple) else None, lab_files),
+            files_hash(files, lab_files, f"yolo nc={nc}"),
+            lambda: verify_split(files, lab_files, nc),
             src,
         )
         self.report.merge(res.report)
@@ -70,7 +70,7 @@ class YoloDataset(DetectionDataset):
         self.names = [str(n) for n in names]
         self.cat_ids = list(range(self.nc))
         self._finish()
-        self._warn_missing_labels(_first_missing_folder(self.report, label_files))
+        self._warn_missing_labels(_first_missing_folder(self.report, lab_files))
 
 
 def _first_missing_folder(report, label_files: list[str]) -> str:
@@ -83,7 +83,8 @@ class CocoDataset(DetectionDataset):
 
     Category ids map to class indices in sorted order (``cat_ids[cls]`` is the COCO id; names from
     ``categories``); crowd annotations become ignore rows of class -1; ``image_id`` is the COCO image id. Images whose
-    decoded size differs from the JSON's ``width``/``height`` count as bad images.
+    size differs from the JSON's ``width``/``height`` count as bad images. The image check is cached under the detloss
+    cache folder (``index/instances_x-<hash>.cache``, :mod:`data.index_cache`), keyed on the JSON and every image.
     """
 
     def __init__(
@@ -96,17 +97,26 @@ class CocoDataset(DetectionDataset):
         strict: bool = False,
         seed: int = 0,
     ):
-        super().__init__(imgsz, augment, hyp, strict, seed, source=str(ann_json))
+        src = str(ann_json)
+        super().__init__(imgsz, augment, hyp, strict, seed, source=src)
         root = Path(img_dir).expanduser()
         if not root.is_dir():
             raise DatasetNotFoundError(f"image folder not found: {root} (for {ann_json})")
         index = read_coco(ann_json, self.report)
         self.report.images_found = len(index.image_ids)
-        self.im_files = [os.path.abspath(root / name) for name in index.file_names]
-        ok = self._verify_images(expected=index.shapes)
-        keep = np.flatnonzero(ok)
-        self.im_files = Strings.from_list(self.im_files).take(keep)
-        self.shapes = Column(np.asarray(self.shapes.values)[keep])
+        files = [os.path.abspath(root / name) for name in index.file_names]
+
+        def verify() -> Verified:  # image sizes from headers, checked against the JSON; labels for the counts
+            res = verify_split(files, None, None, expected=index.shapes)
+            return Verified(res.keep, res.shapes, index.labels, res.report)
+
+        json_file = Path(os.path.abspath(Path(ann_json).expanduser()))
+        where = fallback_path(json_file.with_suffix(".cache"))  # annotation folders are often shared, read-only
+        res = cached_verify(where, files_hash(files, [str(json_file)], "coco"), verify, src)
+        self.report.merge(res.report)
+        keep = np.flatnonzero(res.keep)
+        self.im_files = Strings.from_list(files).take(keep)
+        self.shapes = res.shapes.take(keep)
         self.labels = index.labels.take(keep)
         self.image_ids = Column(np.asarray(index.image_ids, np.int64)[keep])
         self.names, self.cat_ids = index.names, index.cat_ids

@@ -58,16 +58,18 @@ def files_hash(files: list[str], label_files: list[str] | None, settings: str) -
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{VERSION}\0{settings}\0".encode())
     for group in (files, label_files or []):
-        stats = np.full((len(group), 2), -1, np.int64)
-        for k, f in enumerate(group):
-            try:
-                st = os.stat(f)
-            except OSError:
-                continue
-            stats[k] = st.st_size, st.st_mtime_ns
+        stats = np.array([_stat(f) for f in group], np.int64)
         h.update("\0".join(group).encode("utf-8", "surrogateescape"))
         h.update(stats.tobytes())
     return h.hexdigest()
+
+
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return -1, -1
+    return st.st_size, st.st_mtime_ns
 
 
 def load(path: Path, want: str) -> tuple[Verified | None, str]:

@@ -51,8 +51,15 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return off
 
 
+def _all(keep: np.ndarray, n: int) -> bool:
+    """Whether ``keep`` is ``0..n-1`` in order (then a table's ``take`` is the table itself)."""
+    return len(keep) == n and bool((keep == np.arange(n)).all())
+
+
 def _gather(data: np.ndarray, off: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of the ragged ``(data, off)`` for images ``keep``: the new data and offsets, no Python loop."""
+    if _all(keep, len(off) - 1):
+        return data, off
     lengths = off[1:][keep] - off[:-1][keep]
     new_off = _offsets(lengths)
     starts = np.repeat(off[:-1][keep] - new_off[:-1], lengths)
@@ -105,6 +112,11 @@ class Strings(_Table):
 
     @classmethod
     def from_list(cls, items: Iterable[str]) -> Strings:
+        items = list(items)
+        joined = "".join(items)
+        if joined.isascii():  # the usual case: byte lengths are string lengths
+            lengths = np.array([len(s) for s in items], np.int64)
+            return cls(np.frombuffer(joined.encode("ascii"), np.uint8).copy(), _offsets(lengths))
         encoded = [os.fsencode(s) for s in items]
         data = np.frombuffer(b"".join(encoded), np.uint8).copy()
         return cls(data, _offsets(np.array([len(b) for b in encoded], np.int64)))

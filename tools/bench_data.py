@@ -3,7 +3,7 @@
 Generates (once, reused) a yolov5-layout split of N small JPEGs (320x240, 3 boxes each) under ``--root`` and,
 for each N, builds ``data.datasets.YoloDataset`` twice in fresh processes: cold (no verification cache: every
 header and label file read) and warm (cache hit). Prints seconds and the process's peak resident memory
-(``ru_maxrss``) of each, and the training data path's images per second (augmented samples through a
+(``VmHWM``) of each, and the training data path's images per second (augmented samples through a
 DataLoader with ``--workers`` workers, ``--batches`` batches of 16) at ``--small`` images and at N, the
 ratio between the two showing whether per-sample cost grows with the dataset.
 
@@ -78,8 +78,16 @@ def subset_list(root: Path, images: Path, n: int) -> Path:
     return lst
 
 
+PEAK = """
+def peak_mb():  # VmHWM: this process's own peak (ru_maxrss would carry the forking parent's over exec)
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+"""
+
+
 def _child(code: str) -> dict:
     """Run ``code`` in a fresh interpreter (cold imports, own peak RSS); it prints one JSON line last."""
+    code = PEAK + code
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"child failed:\n{out.stderr[-3000:]}")
@@ -87,21 +95,21 @@ def _child(code: str) -> dict:
 
 
 IMPORTS = """
-import json, resource, sys
+import json, sys
 sys.path.insert(0, {root!r})
 import data.datasets
-print(json.dumps({{"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"rss_mb": peak_mb()}}))
 """
 
 BUILD = """
-import json, resource, sys, time, warnings
+import json, sys, time, warnings
 sys.path.insert(0, {root!r})
 from data.datasets import YoloDataset
 warnings.simplefilter("ignore")
 t0 = time.perf_counter()
 ds = YoloDataset({src!r}, imgsz=320, names=["a", "b", "c"])
 dt = time.perf_counter() - t0
-print(json.dumps({{"s": dt, "n": len(ds), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"s": dt, "n": len(ds), "rss_mb": peak_mb()}}))
 """
 
 SPEED = """
@@ -125,25 +133,25 @@ print(json.dumps({{"img_s": 16 * {batches} / (time.perf_counter() - t0)}}))
 """
 
 COCO_OURS = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {root!r})
 from data.coco import read_coco
 from data.report import DatasetReport
 t0 = time.perf_counter()
 idx = read_coco({path!r}, DatasetReport(source="bench"))
 dt = time.perf_counter() - t0
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+rss = peak_mb()
 print(json.dumps({{"s": dt, "n": len(idx.image_ids), "rss_mb": rss}}))
 """
 
 COCO_PYCOCOTOOLS = """
-import contextlib, io, json, resource, time
+import contextlib, io, json, time
 from pycocotools.coco import COCO
 t0 = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()):
     c = COCO({path!r})
 dt = time.perf_counter() - t0
-print(json.dumps({{"s": dt, "n": len(c.imgs), "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+print(json.dumps({{"s": dt, "n": len(c.imgs), "rss_mb": peak_mb()}}))
 """
 
 
