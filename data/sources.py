@@ -45,12 +45,12 @@ def list_images(source: str | os.PathLike | list | tuple) -> list[str]:
     if p.is_dir():
         return sorted(_walk_images(os.path.abspath(p)))
     if p.is_file() and p.suffix.lower() == ".txt":
-        out = []
+        out, base = [], os.path.dirname(os.path.abspath(p))
         for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
             line = line.strip()
             if line:
-                q = Path(line).expanduser()
-                out.append(os.path.abspath(q if q.is_absolute() else p.parent / q))
+                q = os.path.expanduser(line)
+                out.append(os.path.abspath(q if os.path.isabs(q) else os.path.join(base, q)))
         return out
     if p.is_file() and p.suffix.lower() in IMG_SUFFIXES:
         return [os.path.abspath(p)]
@@ -130,7 +130,7 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray | None, str]:
     return img, ""
 
 
-def read_labels(path: Path, nc: int | None, report: DatasetReport) -> np.ndarray | None:
+def read_labels(path: str | os.PathLike, nc: int | None, report: DatasetReport) -> np.ndarray | None:
     """Read one yolov5 label file into float32 ``[n, 5]`` rows ``(cls, cx, cy, w, h)``, normalised 0..1.
 
     Rows with 7+ (odd) columns are yolov5 segments ``class x1 y1 x2 y2 ...``; their box is the
@@ -142,11 +142,12 @@ def read_labels(path: Path, nc: int | None, report: DatasetReport) -> np.ndarray
     edges at most :data:`CLIP_TOL` outside the image are clipped; exact duplicate rows are dropped.
     Returns an empty array when the file is missing, ``None`` when it cannot be read (reported).
     """
-    if not path.exists():
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
         report.add("missing_label", path, None, "no label file (image kept as background)")
         return np.zeros((0, 5), np.float32)
-    try:
-        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         report.add("bad_label_file", path, None, f"cannot read label file: {e}")
         return None
@@ -167,7 +168,7 @@ def read_labels(path: Path, nc: int | None, report: DatasetReport) -> np.ndarray
     return np.array(rows, np.float32).reshape(-1, 5)
 
 
-def _parse_row(fields: list[str], nc: int | None, path: Path, ln: int, report: DatasetReport):
+def _parse_row(fields: list[str], nc: int | None, path: object, ln: int, report: DatasetReport):
     n = len(fields)
     if n != 5 and (n < 7 or n % 2 == 0):
         why = f"expected 5 columns 'class cx cy w h' (or a polygon 'class x1 y1 x2 y2 x3 y3 ...'), got {n}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -71,7 +70,7 @@ def verify_split(files: list[str], label_files: list[str] | None, nc: int | None
                 labels.append(np.zeros((0, 5), np.float32))
                 continue
             shapes[k - a] = shape
-            lab = read_labels(Path(label_files[k]), nc, rep) if label_files is not None else np.zeros((0, 5))
+            lab = read_labels(label_files[k], nc, rep) if label_files is not None else np.zeros((0, 5))
             if lab is None:  # unreadable label file: skipping the image avoids training on it as background
                 labels.append(np.zeros((0, 5), np.float32))
                 continue
