@@ -7,6 +7,9 @@ header and label file read) and warm (cache hit). Prints seconds and the process
 DataLoader with ``--workers`` workers, ``--batches`` batches of 16) at ``--small`` images and at N, the
 ratio between the two showing whether per-sample cost grows with the dataset.
 
+``--baseline DIR`` also builds each set of at most 20k images with the ``data`` package of another checkout
+(the reader before the verification cache: ``git archive 306d7b5 | tar -x -C DIR``), for the ratio.
+
 ``--coco N_IMAGES N_ANNS`` instead generates a COCO instances file of that size and times
 ``data.coco.read_coco`` against ``pycocotools.coco.COCO`` on it, each in a fresh process.
 
@@ -28,6 +31,7 @@ if __package__ in (None, ""):
 
 ROOT = Path(__file__).resolve().parents[1]
 W, H, BOXES = 320, 240, 3
+BASELINE_MAX = 20000  # the pre-issue-20 reader held every decoded image: 5 GB at 20k
 
 
 def generate(root: Path, n: int, seed: int = 0) -> Path:
@@ -155,7 +159,7 @@ print(json.dumps({{"s": dt, "n": len(c.imgs), "rss_mb": peak_mb()}}))
 """
 
 
-def bench_yolo(root: Path, sizes: list[int], small: int, workers: int, batches: int) -> None:
+def bench_yolo(root: Path, sizes: list[int], small: int, workers: int, batches: int, baseline: str | None) -> None:
     images = generate(root, max(sizes))
     base = _child(IMPORTS.format(root=str(ROOT)))["rss_mb"]
     print(f"peak RSS of the imports alone (torch, cv2, numpy, data): {base:.0f} MB")
@@ -167,6 +171,10 @@ def bench_yolo(root: Path, sizes: list[int], small: int, workers: int, batches: 
         cold = _child(BUILD.format(root=str(ROOT), src=src))
         warm = _child(BUILD.format(root=str(ROOT), src=src))
         print(f"{n:>8} {cold['s']:>8.1f} {cold['rss_mb']:>8.0f} {warm['s']:>8.2f} {warm['rss_mb']:>8.0f}", flush=True)
+        if baseline and n <= BASELINE_MAX:
+            old = _child(BUILD.format(root=str(Path(baseline).resolve()), src=src))
+            ratio = f"{old['s'] / cold['s']:.1f}x the cold time, {old['s'] / warm['s']:.0f}x the warm"
+            print(f"{'':>8} baseline {baseline}: {old['s']:.1f} s, {old['rss_mb']:.0f} MB ({ratio})", flush=True)
     if batches:
         big = str(images)
         lst = str(subset_list(root, images, small))
@@ -222,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the img/s measurement")
     p.add_argument("--batches", type=int, default=40, help="batches timed for img/s (0: skip)")
     p.add_argument("--coco", type=int, nargs=2, metavar=("IMAGES", "ANNS"), help="time the COCO JSON reader instead")
+    p.add_argument("--baseline", default=None,
+                   help=f"another checkout built the same way (sets of <= {BASELINE_MAX} images)")  # fmt: skip
     p.add_argument("--generate-only", action="store_true", help="only generate the images")
     args = p.parse_args(argv)
     root = Path(args.root)
@@ -231,7 +241,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.coco:
         bench_coco(root, *args.coco)
     else:
-        bench_yolo(root, sorted(args.n), args.small, args.workers, args.batches)
+        bench_yolo(root, sorted(args.n), args.small, args.workers, args.batches, args.baseline)
 
 
 if __name__ == "__main__":
