@@ -161,11 +161,12 @@ print(json.dumps({{"s": dt, "n": len(c.imgs), "rss_mb": peak_mb()}}))
 
 def bench_yolo(root: Path, sizes: list[int], small: int, workers: int, batches: int, baseline: str | None) -> None:
     images = generate(root, max(sizes))
+    in_folder = len(os.listdir(images))  # an earlier, larger run may have left more: lists pick the first n
     base = _child(IMPORTS.format(root=str(ROOT)))["rss_mb"]
     print(f"peak RSS of the imports alone (torch, cv2, numpy, data): {base:.0f} MB")
     print(f"{'images':>8} {'cold s':>8} {'cold MB':>8} {'warm s':>8} {'warm MB':>8}")
     for n in sizes:
-        src = str(subset_list(root, images, n)) if n < max(sizes) else str(images)
+        src = str(subset_list(root, images, n)) if n < in_folder else str(images)
         cache = Path(src).with_suffix(".cache") if src.endswith(".txt") else root / "labels" / "train.cache"
         cache.unlink(missing_ok=True)
         cold = _child(BUILD.format(root=str(ROOT), src=src))
