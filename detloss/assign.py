@@ -11,7 +11,13 @@ one :class:`LevelTargets` per level. Nothing loops over targets in Python.
   anchor, then target), which decides the winner when positives share a cell.
 * :func:`assign_darknet` (AlexeyAB darknet ``yolo_layer.c``): each target goes to its best anchor
   over all levels by centre-aligned shape IoU (in pixels), plus every anchor whose IoU exceeds
-  ``iou_thresh``; centre cell only.
+  ``iou_thresh``; centre cell only. Order: anchor, then target.
+
+Each rule gives a mask ``[K, na, nt]`` (cell offset, anchor, target) and one packing turns it into rows:
+``dense=False`` keeps the positives only (selected with ``nonzero``: a data-dependent size, a host sync
+on a GPU); ``dense=True`` keeps every possible row (``K * na * nt``) with ``valid`` saying which are
+positives, so nothing reads a device value on the host and shapes stay fixed (CUDA graphs,
+``torch.compile``). The valid dense rows, in order, are exactly the compact rows.
 """
 
 from __future__ import annotations
@@ -26,18 +32,21 @@ from .boxes import wh_iou
 
 # centre, left, up, right, down (yolov5's g = 0.5 neighbour offsets, subtracted from the centre)
 _OFFSETS = ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0))
+_CONST: dict[torch.device, Tensor] = {}
 
 
 @dataclass(frozen=True)
 class LevelTargets:
-    """Positives of one level, ``P`` rows each.
+    """Rows of one level, ``P`` of them: the positives, or (dense) every possible positive and a mask.
 
     Attributes:
-        b, a, gj, gi: ``LongTensor[P]`` image, anchor, row and column of each positive cell.
+        b, a, gj, gi: ``LongTensor[P]`` image, anchor, row and column of each cell (always inside the grid).
         tbox: ``Tensor[P, 4]`` target ``(x, y, w, h)`` in grid units, ``x, y`` relative to the cell corner.
         anchors: ``Tensor[P, 2]`` the matched anchor's size in grid units.
         tcls: ``LongTensor[P]`` class index.
         tidx: ``LongTensor[P]`` row of the target in the input ``targets``.
+        valid: ``BoolTensor[P]`` which rows are positives, or ``None`` when all are. Invalid rows carry
+            in-range cells and finite boxes, so arithmetic on them stays finite; the loss masks them out.
     """
 
     b: Tensor
@@ -48,9 +57,15 @@ class LevelTargets:
     anchors: Tensor
     tcls: Tensor
     tidx: Tensor
+    valid: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.b.shape[0])
+
+    @property
+    def count(self) -> Tensor | int:
+        """Number of positives: an ``int``, or a 0-d tensor with dense rows (no host read)."""
+        return len(self) if self.valid is None else self.valid.sum()
 
 
 def cell_choices(gxy: Tensor, nx: int, ny: int, half: float = 0.5) -> Tensor:
@@ -67,45 +82,64 @@ def cell_choices(gxy: Tensor, nx: int, ny: int, half: float = 0.5) -> Tensor:
     return torch.stack((centre, low[:, 0], low[:, 1], high[:, 0], high[:, 1]))
 
 
-def _level(t: Tensor, ai: Tensor, ti: Tensor, offsets: Tensor, anchors: Tensor, ny: int, nx: int) -> LevelTargets:
-    """Pack positives ``t`` (``[P, 6]`` in grid units) with anchor ids ``ai`` and cell offsets."""
-    gxy, gwh = t[:, 2:4], t[:, 4:6]
-    gij = (gxy - offsets).long()  # truncation == floor here: gxy - offset >= 0 by construction
-    gi, gj = gij.unbind(1)
+def _offsets(device: torch.device) -> Tensor:
+    """``Tensor[5, 2]`` cell offsets, created once per device (no host-to-device copy per call)."""
+    if device not in _CONST:
+        _CONST[device] = torch.tensor(_OFFSETS, device=device)
+    return _CONST[device]
+
+
+def _grid_units(targets: Tensor, ny: int, nx: int) -> tuple[Tensor, Tensor]:
+    """``gxy, gwh`` (``[nt, 2]``) of the targets in grid units."""
+    t = targets.float()
+    return torch.stack((t[:, 2] * nx, t[:, 3] * ny), 1), torch.stack((t[:, 4] * nx, t[:, 5] * ny), 1)
+
+
+def _pack(targets: Tensor, mask: Tensor, off: Tensor, anc: Tensor, grid: tuple[int, int], dense: bool) -> LevelTargets:
+    """Rows of ``mask`` (``BoolTensor[K, na, nt]``: cell offset ``off[K, 2]``, anchor, target), in that order."""
+    ny, nx = grid
+    k, na, nt = mask.shape
+    if dense:
+        ki, ai, ti = (torch.arange(n, device=mask.device) for n in (k, na, nt))
+        ki, ai, ti = (v.expand(k, na, nt).reshape(-1) for v in (ki[:, None, None], ai[None, :, None], ti[None, None]))
+    else:
+        ki, ai, ti = mask.nonzero(as_tuple=True)
+    gxy, gwh = _grid_units(targets, ny, nx)
+    gxy = gxy[ti]
+    gij = (gxy - off[ki]).long()  # truncation == floor: gxy - offset >= 0 wherever the row is a positive
+    t = targets[ti]
     return LevelTargets(
         b=t[:, 0].long(),
         a=ai,
-        gj=gj.clamp(0, ny - 1),
-        gi=gi.clamp(0, nx - 1),
-        tbox=torch.cat((gxy - gij, gwh), 1),
-        anchors=anchors[ai],
+        gj=gij[:, 1].clamp(0, ny - 1),
+        gi=gij[:, 0].clamp(0, nx - 1),
+        tbox=torch.cat((gxy - gij, gwh[ti]), 1),
+        anchors=anc[ai],
         tcls=t[:, 1].long(),
         tidx=ti,
+        valid=mask.reshape(-1) if dense else None,
     )
 
 
 @torch.no_grad()
 def assign_yolov5(
-    targets: Tensor, anchors: Tensor, grids: Sequence[tuple[int, int]], anchor_t: float = 4.0, g: float = 0.5
+    targets: Tensor,
+    anchors: Tensor,
+    grids: Sequence[tuple[int, int]],
+    anchor_t: float = 4.0,
+    g: float = 0.5,
+    dense: bool = False,
 ) -> list[LevelTargets]:
     """yolov5 assignment; see the module docstring. ``anchors``: ``Tensor[nl, na, 2]`` grid units."""
-    nt, na = targets.shape[0], anchors.shape[1]
-    dev = targets.device
-    targets = targets.float()
-    off = torch.tensor(_OFFSETS, device=dev) * g
+    off = _offsets(targets.device) * g
     out = []
     for i, (ny, nx) in enumerate(grids):
-        to_grid = torch.tensor([1.0, 1.0, nx, ny, nx, ny], device=dev)
-        t = targets * to_grid  # [nt, 6], boxes in grid units
+        gxy, gwh = _grid_units(targets, ny, nx)
         anc = anchors[i].float()
-        ratio = t[None, :, 4:6] / anc[:, None]  # [na, nt, 2]
+        ratio = gwh[None] / anc[:, None]  # [na, nt, 2]
         keep = torch.maximum(ratio, 1 / ratio).amax(2) < anchor_t  # [na, nt]: the ratio test
-        ai, ti = keep.nonzero(as_tuple=True)  # anchor-major
-        tk = t[ti]
-        chosen = cell_choices(tk[:, 2:4], nx, ny, g)  # [5, P]
-        oi, pi = chosen.nonzero(as_tuple=True)  # cell-kind-major: the write order of docs/loss.md
-        out.append(_level(tk[pi], ai[pi], ti[pi], off[oi], anc, ny, nx))
-    del nt, na
+        mask = cell_choices(gxy, nx, ny, g)[:, None] & keep[None]  # [5, na, nt]
+        out.append(_pack(targets, mask, off, anc, (ny, nx), dense))
     return out
 
 
@@ -113,27 +147,23 @@ def assign_yolov5(
 def assign_darknet(
     targets: Tensor,
     anchors: Tensor,
-    strides: Tensor,
+    strides: Tensor | Sequence[float],
     grids: Sequence[tuple[int, int]],
     iou_thresh: float = 1.0,
+    dense: bool = False,
 ) -> list[LevelTargets]:
-    """darknet assignment; see the module docstring. ``strides``: ``Tensor[nl]`` pixels."""
+    """darknet assignment; see the module docstring. ``strides``: pixels per level (Python floats: no host read)."""
     nl, na = anchors.shape[:2]
+    nt = targets.shape[0]
     dev = targets.device
-    targets = targets.float()
-    anchors_px = (anchors.float() * strides.float().view(nl, 1, 1).to(dev)).view(nl * na, 2)
+    st = [float(s) for s in (strides.tolist() if isinstance(strides, Tensor) else strides)]
+    anchors_px = torch.cat([anchors[i].float() * st[i] for i in range(nl)])  # [nl*na, 2]
     ny0, nx0 = grids[0]
-    img_wh = torch.tensor([nx0, ny0], device=dev, dtype=torch.float32) * strides[0].float().to(dev)
-    ious = wh_iou(anchors_px, targets[:, 4:6] * img_wh)  # [nl*na, nt]
+    t = targets.float()
+    ious = wh_iou(anchors_px, torch.stack((t[:, 4] * (nx0 * st[0]), t[:, 5] * (ny0 * st[0])), 1))  # [nl*na, nt]
     pos = ious > iou_thresh
-    if targets.shape[0]:
-        best = ious.argmax(0)  # [nt]
-        pos[best, torch.arange(targets.shape[0], device=dev)] = True
-    pos = pos.view(nl, na, -1)
-    out = []
-    for i, (ny, nx) in enumerate(grids):
-        to_grid = torch.tensor([1.0, 1.0, nx, ny, nx, ny], device=dev)
-        ai, ti = pos[i].nonzero(as_tuple=True)
-        t = targets[ti] * to_grid
-        out.append(_level(t, ai, ti, torch.zeros_like(t[:, 2:4]), anchors[i].float(), ny, nx))
-    return out
+    if nt:  # the best anchor of each target; a device-side True (a Python True would be copied from the host)
+        pos.index_put_((ious.argmax(0), torch.arange(nt, device=dev)), torch.ones((), dtype=torch.bool, device=dev))
+    pos = pos.view(nl, na, nt)
+    zero = _offsets(dev)[:1]
+    return [_pack(targets, pos[i][None], zero, anchors[i].float(), grid, dense) for i, grid in enumerate(grids)]

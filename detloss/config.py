@@ -87,14 +87,14 @@ class LossConfig:
             (one host sync per call; disable for speed).
         validate_targets: check target values (NaN, ranges, class ids); costs a sync when targets
             live on the GPU.
-        impl: ``"reference"``: the straightforward per-level formulation (positives indexed, objectness
-            sliced; yolov5 ``ComputeLoss``'s shape); ``"fused"``: :mod:`detloss.fused`, the same numbers with
-            each level's gradient written once into reusable memory and no host sync; ``"auto"`` (default):
-            fused when the config allows it (see :meth:`fused_unsupported`: not with ``ignore_thresh < 1``,
-            ``box_kind="mse"`` or ``label_smoothing_kind="online"``), else reference.
-        positives: fused path only: ``"dense"`` = fixed-size candidates with a validity mask (no host sync,
-            static shapes for CUDA graphs and ``torch.compile``); ``"compact"`` = only the positives, selected
-            with ``nonzero`` (fewer rows; a sync on GPU); ``"auto"``: compact on CPU, dense elsewhere.
+        impl: how the BCE terms are computed (the rest of the loss is one implementation): ``"fused"`` (``"auto"``,
+            the default): in closed form, each level's gradient written once into reusable memory
+            (:mod:`detloss.fused`); ``"reference"``: plain autograd over torch's BCE (yolov5 ``ComputeLoss``'s
+            shape; differentiable twice). The same numbers either way.
+        positives: ``"dense"`` = fixed-size rows with a validity mask (no host sync, static shapes for CUDA graphs
+            and ``torch.compile``; ignore masks compare every prediction with every box of its image);
+            ``"compact"`` = only the positives, selected with ``nonzero`` (fewer rows; ignore masks compare only the
+            cells a box can reach; a sync on GPU); ``"auto"``: compact on CPU, dense elsewhere.
     """
 
     box: float = 0.05
@@ -158,24 +158,6 @@ class LossConfig:
                 raise ValueError(f"LossConfig.{name} must be a bool, got {getattr(self, name)!r}")
         _choice("impl", self.impl, IMPLS)
         _choice("positives", self.positives, POSITIVES)
-        reason = self.fused_unsupported()
-        if self.impl == "fused" and reason is not None:
-            raise ValueError(f"LossConfig(impl='fused') does not support {reason}; use impl='auto' or 'reference'")
-
-    def fused_unsupported(self) -> str | None:
-        """Why the fused path cannot run this config (``None`` when it can)."""
-        if self.ignore_thresh < 1.0:
-            return "ignore_thresh < 1 (darknet's ignore mask)"
-        if self.box_kind == "mse":
-            return "box_kind='mse'"
-        if self.label_smoothing_kind == "online":
-            return "label_smoothing_kind='online' (its soft labels are updated from the positives)"
-        return None
-
-    @property
-    def use_fused(self) -> bool:
-        """Whether :class:`detloss.YoloLoss` takes the fused path with this config."""
-        return self.impl == "fused" or (self.impl == "auto" and self.fused_unsupported() is None)
 
     def replace(self, **changes: Any) -> LossConfig:
         """A copy with ``changes`` applied (and validated)."""

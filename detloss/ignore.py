@@ -5,8 +5,10 @@ like the targets. An anchor prediction is ignored when its decoded box (detached
 of its own image: intersection over the *prediction's* area ``>= LossConfig.ignore_iof``. A data pipeline
 carries the regions inside the targets as rows of class ``-1``; :func:`split_ignore` separates them.
 
-The mask is dense (every prediction against every region of its image, regions taken in chunks so the
-temporary stays near :data:`CHUNK_ELEMS` elements): no ``nonzero``, no ``.item()``, no host sync.
+darknet's ``ignore_thresh`` (``LossConfig.ignore_thresh < 1``): a prediction whose decoded box has IoU above it
+with a target of its image gets no objectness loss. Both are :func:`overlap_mask`, with ``measure="iof"`` and
+``"iou"``: each box against the cells whose predictions can reach the threshold (``windowed``, on the CPU), or
+against every cell of its image (no ``nonzero``, no ``.item()``, no host sync).
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .boxes import box_iou
-from .decode import decode_grid
+from .decode import decode_wh, decode_xy
 from .validate import check_targets_values
 
 IGNORE_CLASS = -1  # class id of an ignore region inside a targets tensor
-CHUNK_ELEMS = 1 << 22  # predictions x regions per chunk of the region mask
+CHUNK_ELEMS = 1 << 22  # (box, cell, anchor) pairs per chunk of an overlap mask
 
 
 def split_ignore(targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -66,51 +67,112 @@ def check_targets_and_ignore(targets: Tensor, ignore: Tensor, bs: int, nc: int) 
         raise
 
 
-def _xyxy(b: Tensor) -> Tensor:
-    return torch.cat((b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2), -1)
+def _decoded(
+    t: Tensor, anchors: Tensor, cell_xy: Tensor, decode: str, scale: float, measure: str, thresh: float
+) -> Tensor:
+    """Boxes ``[..., 5]`` ``(x1, y1, x2, y2, a)`` in grid units from raw logits ``t[..., 4]`` (``anchors``, the cells'
+    ``cell_xy`` broadcast): ``a = area * thresh`` for IoF, ``(area + eps / 2) * thresh`` for IoU (:func:`_hits`)."""
+    xy = decode_xy(t[..., :2], decode, scale).add_(cell_xy)
+    half = decode_wh(t[..., 2:], anchors, decode).mul_(0.5)
+    area = half[..., 0] * half[..., 1] * 4.0
+    area = area.clamp_(min=torch.finfo(area.dtype).tiny) if measure == "iof" else area.add_(0.5e-7)
+    return torch.cat((xy - half, xy + half, area.mul_(thresh)[..., None]), -1)
+
+
+def _hits(pred: Tensor, box: Tensor, measure: str, thresh: float) -> Tensor:
+    """``pred`` overlaps ``box`` (``[..., 5]`` rows of :func:`_decoded`): IoU ``> thresh`` (``inter > t (area_p +
+    area_b - inter + eps)``) or intersection over ``pred``'s area ``>= thresh`` (``measure`` ``"iou"`` / ``"iof"``)."""
+    inter = (torch.minimum(pred[..., 2], box[..., 2]) - torch.maximum(pred[..., 0], box[..., 0])).clamp_(min=0)
+    inter *= (torch.minimum(pred[..., 3], box[..., 3]) - torch.maximum(pred[..., 1], box[..., 1])).clamp_(min=0)
+    if measure == "iof":
+        return inter >= pred[..., 4]
+    return inter.mul_(1.0 + thresh) > pred[..., 4] + box[..., 4]
+
+
+def _reach(measure: str, thresh: float) -> float:
+    """How far (in box widths) a prediction's centre can lie from a box's centre, along an axis, and still overlap it
+    by ``thresh``; ``inf`` at 0.
+
+    With widths ``wp`` (prediction), ``w`` (box) and centre distance ``d``, the overlap ``o <= min(wp, w,
+    (wp + w) / 2 - d)``. IoF >= t needs ``o >= t wp``: ``wp <= w / t`` and ``d <= w max(1/2, (1 - t) / (2t))``.
+    IoU > t needs ``o > t max(wp, w)`` too: ``d < w (1 - t) max(1, 1 / (2t))``.
+    """
+    if thresh <= 0:
+        return float("inf")
+    if measure == "iof":
+        return max(0.5, (1.0 - thresh) / (2.0 * thresh))
+    return (1.0 - thresh) * max(1.0, 1.0 / (2.0 * thresh))
+
+
+def _windows(box: Tensor, n: int, reach: float, margin: float) -> tuple[Tensor, Tensor]:
+    """First and last cell, along an axis of ``n`` cells, whose predictions can reach ``box`` (``[k, 2]`` centre,
+    size); a cell's predicted centres lie within ``margin`` of the cell (the decode's range)."""
+    if reach == float("inf"):
+        return torch.zeros_like(box[:, 0], dtype=torch.long), torch.full_like(box[:, 0], n - 1, dtype=torch.long)
+    half = box[:, 1] * reach
+    lo = (box[:, 0] - half - margin - 1.0).floor().clamp(0, n - 1).long()
+    hi = (box[:, 0] + half + margin).floor().clamp(0, n - 1).long()
+    return lo, hi
 
 
 @torch.no_grad()
-def region_ignore_mask(
-    p: Tensor, ignore: Tensor, anchors: Tensor, decode: str, scale: float, iof_thresh: float
+def overlap_mask(
+    p: Tensor,
+    boxes: Tensor,
+    anchors: Tensor,
+    decode: str,
+    scale: float,
+    measure: str,
+    thresh: float,
+    windowed: bool = True,
 ) -> Tensor:
-    """``BoolTensor[bs, na, ny, nx]``: predictions whose box is covered ``>= iof_thresh`` by a region of their image.
+    """``BoolTensor[bs, na, ny, nx]``: predictions whose box overlaps a box of their image (:func:`_hits`).
 
     Args:
         p: the level's raw logits ``Tensor[bs, na, ny, nx, 5 + nc]`` (any strides; read detached).
-        ignore: ``Tensor[m, 5]`` ``[image, cx, cy, w, h]`` normalised (``m >= 1``).
+        boxes: ``Tensor[m, 5]`` ``[image, cx, cy, w, h]`` normalised (regions, or targets without the class).
         anchors: ``Tensor[na, 2]`` in grid units (so boxes decode in grid units).
+        windowed: compare each box only with the cells whose predictions can reach it (:func:`_reach`; far fewer
+            pairs, their count read on the host); else with every cell of its image (fixed shapes, no host sync).
     """
     bs, na, ny, nx, _ = p.shape
-    pred = _xyxy(decode_grid(p.detach(), anchors.to(p.device), 1.0, decode, scale).view(bs, -1, 4))
-    area = (pred[..., 2] - pred[..., 0]).clamp(min=0) * (pred[..., 3] - pred[..., 1]).clamp(min=0)
-    area = area.clamp(min=torch.finfo(area.dtype).tiny)
-    ig = ignore.detach().float()
-    img = ig[:, 0].long()
-    reg = _xyxy(torch.stack((ig[:, 1] * nx, ig[:, 2] * ny, ig[:, 3] * nx, ig[:, 4] * ny), 1))  # no host copy
-    hits = torch.zeros(bs, pred.shape[1], device=p.device)
-    step = max(1, CHUNK_ELEMS // max(pred.shape[1], 1))
-    for s in range(0, ig.shape[0], step):  # the count is a shape: no device read
-        b, r = img[s : s + step], reg[s : s + step, None]  # r: [k, 1, 4]
-        pb = pred[b]  # [k, A, 4], the predictions of each region's image
-        iw = (torch.minimum(pb[..., 2], r[..., 2]) - torch.maximum(pb[..., 0], r[..., 0])).clamp(min=0)
-        ih = (torch.minimum(pb[..., 3], r[..., 3]) - torch.maximum(pb[..., 1], r[..., 1])).clamp(min=0)
-        hits.index_add_(0, b, (iw * ih / area[b] >= iof_thresh).float())
-    return (hits > 0).view(bs, na, ny, nx)
-
-
-@torch.no_grad()
-def darknet_ignore_mask(
-    p: Tensor, targets: Tensor, anchors: Tensor, decode: str, scale: float, thresh: float
-) -> Tensor:
-    """darknet ``ignore_thresh``: cells whose predicted box has IoU above ``thresh`` with a target of its image."""
-    bs, na, ny, nx, _ = p.shape
-    boxes = decode_grid(p.detach(), anchors.to(p.device), 1.0, decode, scale)  # grid units: stride 1
-    tb = targets[:, 2:6].float() * torch.tensor([nx, ny, nx, ny], device=p.device, dtype=torch.float32)
-    img = targets[:, 0].long()
-    ignore = torch.zeros((bs, na * ny * nx), dtype=torch.bool, device=p.device)
-    flat = boxes.view(bs, -1, 4)
-    for bi in img.unique().tolist():  # one pass per image that has targets
-        ious = box_iou(flat[bi], tb[img == bi], fmt="cxcywh")
-        ignore[bi] = ious.amax(1) > thresh
-    return ignore.view(bs, na, ny, nx)
+    dev, ncell = p.device, bs * ny * nx
+    raw = p.detach()[..., :4].permute(0, 2, 3, 1, 4)  # [bs, ny, nx, na, 4]: a cell's anchors together (a view)
+    anc = anchors.to(device=dev, dtype=torch.float32)
+    b = boxes.detach().float()
+    img = b[:, 0].long()
+    cxw, cyh = torch.stack((b[:, 1] * nx, b[:, 3] * nx), 1), torch.stack((b[:, 2] * ny, b[:, 4] * ny), 1)
+    wb, hb = cxw[:, 1] / 2, cyh[:, 1] / 2
+    area = (cxw[:, 1] * cyh[:, 1] + 0.5e-7) * thresh if measure == "iou" else torch.zeros_like(wb)
+    reg = torch.stack((cxw[:, 0] - wb, cyh[:, 0] - hb, cxw[:, 0] + wb, cyh[:, 0] + hb, area), 1)
+    reach = _reach(measure, thresh) if windowed else float("inf")
+    margin = 0.5 if decode == "yolov5" else (scale - 1.0) / 2  # decoded centres lie in (-margin, 1 + margin)
+    x0, x1 = _windows(cxw, nx, reach, margin)
+    y0, y1 = _windows(cyh, ny, reach, margin)
+    wx, counts = x1 - x0 + 1, (x1 - x0 + 1) * (y1 - y0 + 1)
+    first = img * (ny * nx) + y0 * nx + x0  # each box's first cell (flat over bs * ny * nx)
+    grid: Tensor | None = None
+    if reach == float("inf") or int(counts.sum()) > ncell:  # (a host read when windowed) decode every cell once
+        yv, xv = torch.meshgrid(torch.arange(ny, device=dev), torch.arange(nx, device=dev), indexing="ij")
+        grid = _decoded(raw.float(), anc, torch.stack((xv, yv), -1)[:, :, None], decode, scale, measure, thresh)
+        grid = grid.view(ncell, na, 5)
+    hits = torch.zeros(ncell, na, device=dev)
+    step = max(1, CHUNK_ELEMS // (na * ny * nx))  # boxes per chunk: at most CHUNK_ELEMS pairs
+    for s in range(0, img.shape[0], step):  # the count is a shape: no device read
+        k = slice(s, s + step)
+        n = counts[k]
+        total = int(n.sum()) if reach < float("inf") else n.shape[0] * nx * ny  # a host read when windowed
+        ri = torch.arange(n.shape[0], device=dev).repeat_interleave(n, output_size=total)
+        r = torch.arange(total, device=dev) - (n.cumsum(0) - n).index_select(0, ri)
+        w = wx[k].index_select(0, ri)
+        dy, dx = torch.div(r, w, rounding_mode="floor"), r.remainder(w)
+        cell = first[k].index_select(0, ri) + dy * nx + dx
+        if grid is not None:
+            pred = grid.index_select(0, cell)
+        else:  # few pairs: decode only theirs
+            gx, gy = x0[k].index_select(0, ri) + dx, y0[k].index_select(0, ri) + dy
+            t = raw[img[k].index_select(0, ri), gy, gx].float()  # [pairs, na, 4]
+            pred = _decoded(t, anc, torch.stack((gx, gy), -1)[:, None], decode, scale, measure, thresh)
+        hit = _hits(pred, reg[k].index_select(0, ri)[:, None], measure, thresh)  # [pairs, na]
+        hits.index_add_(0, cell, hit.to(hits.dtype))
+    return (hits > 0).view(bs, ny, nx, na).permute(0, 3, 1, 2)

@@ -16,15 +16,12 @@ from torch import Tensor, nn
 from .assign import LevelTargets, assign_darknet, assign_yolov5
 from .checks import check_int
 from .config import LossConfig, yolov5_balance
-from .decode import decode_wh, decode_xy
-from .fused import fused_level_terms, make_spec
-from .fused_assign import compact, dense_darknet, dense_yolov5
 from .grad_buffer import GradBuffers
-from .ignore import check_ignore_shape, check_targets_and_ignore, darknet_ignore_mask, region_ignore_mask
-from .iou import aligned_iou
-from .multilabel import MergedTargets, first_rows_only, merge_rows, smoothed_multi_hot
+from .ignore import check_ignore_shape, check_targets_and_ignore, overlap_mask
+from .level import ClassRule, level_terms
+from .multilabel import first_rows_only, merge_rows
 from .online_smoothing_bce import OnlineLabelSmoothingBCE
-from .terms import bce_terms, class_targets
+from .terms import ClassTargets, class_targets
 from .validate import check_preds, check_targets_shape, check_targets_values, parse_anchors
 
 
@@ -49,13 +46,14 @@ class YoloLoss(nn.Module):
     ``s_y`` is updated from the sigmoid scores of correctly classified positives, in training mode only; call
     :meth:`next_epoch` at each epoch end.
 
-    Two implementations, the same numbers (``config.impl``): ``"reference"``, the straightforward per-level
-    formulation (yolov5 ``ComputeLoss``'s shape), and ``"fused"`` (:mod:`detloss.fused`): each level's
-    gradient written once, into memory reused across steps on CPU (see :mod:`detloss.grad_buffer`;
-    :meth:`release_buffers` frees it), no host sync with dense positives, and predictions of any strides,
-    e.g. the head's native layout through :func:`detloss.fused.head_view`. ``"auto"`` (default) takes the
-    fused path unless the config has ``ignore_thresh < 1``, ``box_kind="mse"`` or
-    ``label_smoothing_kind="online"``.
+    One implementation (:mod:`detloss.level`) for every preset, smoothing kind, ignore region and multi-label row;
+    the only choice is how the BCE terms are computed (``config.impl``): ``"fused"`` (``"auto"``, the default;
+    :mod:`detloss.fused`): in closed form, each level's gradient written once, into memory reused across steps on
+    CPU (see :mod:`detloss.grad_buffer`; :meth:`release_buffers` frees it), predictions of any strides, e.g. the
+    head's native layout through :func:`detloss.fused.head_view`; ``"reference"``: plain autograd (yolov5
+    ``ComputeLoss``'s shape, differentiable twice). With dense positives (``config.positives``) nothing reads a
+    device value on the host (darknet's ``ignore_thresh`` and ignore regions then compare every prediction with every
+    box of its image).
 
     Call: ``total, items = loss(preds, targets)`` with ``preds`` a list of ``Tensor[bs, na, ny, nx, 5 + nc]``
     raw logits (channels ``[tx, ty, tw, th, obj, cls...]``) and ``targets`` ``Tensor[n, 6]``
@@ -128,8 +126,7 @@ class YoloLoss(nn.Module):
             if num_classes < 2:
                 raise ValueError("label_smoothing_kind='online' needs num_classes >= 2")
             self.ols = OnlineLabelSmoothingBCE(cfg.ols_alpha, n_classes=num_classes, smoothing=cfg.label_smoothing)
-        self.fused = cfg.use_fused
-        self._spec = make_spec(cfg, num_classes) if self.fused else None
+        self.fused = cfg.impl != "reference"  # the closed-form BCE kernel
         self._grad_buffers = GradBuffers()
 
     def release_buffers(self) -> None:
@@ -179,12 +176,16 @@ class YoloLoss(nn.Module):
         m = read_yolov5_model(model, hyp, scale_imgsz)
         return cls.from_yolov5_hyp(m.hyp, m.anchors, m.strides, m.num_classes, **overrides).to(m.device)
 
-    def assign(self, targets: Tensor, grids: Sequence[tuple[int, int]]) -> list[LevelTargets]:
+    def dense(self, device: torch.device) -> bool:
+        """Whether the rows are dense (``config.positives``; ``"auto"``: dense off the CPU)."""
+        return self.cfg.positives == "dense" or (self.cfg.positives == "auto" and device.type != "cpu")
+
+    def assign(self, targets: Tensor, grids: Sequence[tuple[int, int]], dense: bool = False) -> list[LevelTargets]:
         """Run the configured target assignment (``no_grad``)."""
         anchors = self.anchors.to(targets.device)
         if self.cfg.assign == "yolov5":
-            return assign_yolov5(targets, anchors, grids, self.cfg.anchor_t)
-        return assign_darknet(targets, anchors, self.strides.to(targets.device), grids, self.cfg.iou_thresh)
+            return assign_yolov5(targets, anchors, grids, self.cfg.anchor_t, dense=dense)
+        return assign_darknet(targets, anchors, self._stride_list, grids, self.cfg.iou_thresh, dense=dense)
 
     def forward(self, preds: Sequence[Tensor], targets: Tensor, ignore: Tensor | None = None) -> tuple[Tensor, Tensor]:
         cfg = self.cfg
@@ -201,16 +202,22 @@ class YoloLoss(nn.Module):
             else:
                 check_targets_and_ignore(targets, ignore, bs, self.nc)
         grids = [(p.shape[2], p.shape[3]) for p in preds]
+        dense = self.dense(dev)
         merged = merge_rows(targets, self.nc) if cfg.multi_label else None
-        if self.fused:
-            terms = self._fused_terms(preds, targets, grids, ignore, merged)
+        if merged is None:
+            levels = self.assign(targets, grids, dense)
+        elif dense:  # every row a candidate, the non-first group members masked (no sync)
+            levels = first_rows_only(self.assign(merged.targets, grids, dense), merged.first)
         else:
-            levels = self.assign(targets if merged is None else merged.targets[merged.first], grids)
-            mh = None if merged is None else merged.multi_hot
-            with torch.autocast(device_type=dev.type, enabled=False):
-                terms = [
-                    self._level_terms(i, p, lt, targets, ignore, mh) for i, (p, lt) in enumerate(zip(preds, levels))
-                ]
+            levels = self.assign(merged.targets[merged.first], grids)
+        classes = None if self.nc == 1 else self._class_rule(None if merged is None else merged.multi_hot)
+        kernel = "fused" if self.fused else "reference"
+        with torch.autocast(device_type=dev.type, enabled=False):
+            terms = [
+                level_terms(p, lt, cfg, self.scales[i], classes, self._ignored(i, p, targets, ignore, dense), kernel,
+                            self._grad_buffers, i)
+                for i, (p, lt) in enumerate(zip(preds, levels))
+            ]  # fmt: skip
         lbox = torch.stack([t[0] for t in terms]).sum()
         lcls = torch.stack([t[2] for t in terms]).sum()
         objs = torch.stack([t[1] for t in terms])
@@ -223,41 +230,34 @@ class YoloLoss(nn.Module):
             self._raise_non_finite(terms)
         return total, items.detach()
 
-    def _fused_terms(
-        self,
-        preds: list[Tensor],
-        targets: Tensor,
-        grids: list[tuple[int, int]],
-        ignore: Tensor | None = None,
-        merged: MergedTargets | None = None,
-    ) -> list[tuple[Tensor, Tensor, Tensor]]:
-        cfg, dev = self.cfg, preds[0].device
-        dense = cfg.positives == "dense" or (cfg.positives == "auto" and dev.type != "cpu")
-        if merged is not None:  # dense: every row a candidate, the non-first group members masked (no sync)
-            targets = merged.targets if dense else merged.targets[merged.first]
-        if dense:
-            anchors = self.anchors.to(dev)
-            if cfg.assign == "yolov5":
-                cands = dense_yolov5(targets, anchors, grids, cfg.anchor_t)
-            else:
-                cands = dense_darknet(targets, anchors, self._stride_list, grids, cfg.iou_thresh)
-            if merged is not None:
-                cands = first_rows_only(cands, merged.first)
-        else:
-            cands = [compact(lt) for lt in self.assign(targets, grids)]
-        spec, prior, bufs = self._spec, self.class_prior, self._grad_buffers
-        mh = None if merged is None else merged.multi_hot
-        assert spec is not None
-        with torch.autocast(device_type=dev.type, enabled=False):
-            return [
-                fused_level_terms(p, c, spec, self.scales[i], prior, bufs, i, self._region_mask(i, p, ignore), mh)
-                for i, (p, c) in enumerate(zip(preds, cands))
-            ]
+    def _ignored(self, i: int, p: Tensor, targets: Tensor, ignore: Tensor | None, dense: bool) -> Tensor | None:
+        """Level ``i``'s cells without objectness loss (unless a positive's): darknet's ``ignore_thresh``, regions."""
+        cfg, out = self.cfg, None
+        args = (self.anchors[i], cfg.decode, self.scales[i])
+        if cfg.ignore_thresh < 1.0 and targets.shape[0]:
+            boxes = targets[:, [0, 2, 3, 4, 5]]
+            out = overlap_mask(p, boxes, *args, measure="iou", thresh=cfg.ignore_thresh, windowed=not dense)
+        if ignore is not None:
+            regions = overlap_mask(p, ignore, *args, measure="iof", thresh=cfg.ignore_iof, windowed=not dense)
+            out = regions if out is None else out | regions
+        return out
 
-    def _region_mask(self, i: int, p: Tensor, ignore: Tensor | None) -> Tensor | None:
-        if ignore is None:
-            return None
-        return region_ignore_mask(p, ignore, self.anchors[i], self.cfg.decode, self.scales[i], self.cfg.ignore_iof)
+    def _class_rule(self, multi_hot: Tensor | None) -> ClassRule:
+        """The class targets of a level's rows; online smoothing learns from the sigmoid scores of its positives."""
+        cfg = self.cfg
+
+        def rule(logits: Tensor, lt: LevelTargets, dtype: torch.dtype) -> ClassTargets:
+            if self.ols is not None and self.training:  # single-class positives teach s_y (tcls validated)
+                keep, tcls = lt.valid, lt.tcls
+                if multi_hot is not None:
+                    rows = multi_hot.index_select(0, lt.tcls)
+                    one = rows.sum(1) == 1
+                    keep, tcls = one if keep is None else keep & one, rows.argmax(1)
+                self.ols._accumulate(logits.float().sigmoid(), tcls, keep)
+            eps, kind = cfg.label_smoothing, cfg.label_smoothing_kind
+            return class_targets(lt.tcls, self.nc, eps, kind, self.class_prior, multi_hot, self.ols, dtype)
+
+        return rule
 
     @torch.no_grad()
     def _autobalance(self, objs: Tensor) -> None:
@@ -274,68 +274,5 @@ class YoloLoss(nn.Module):
                     )
         raise FloatingPointError("non-finite loss (the gains or the balance are not finite)")
 
-    def _level_terms(
-        self, i: int, p: Tensor, lt: LevelTargets, targets: Tensor, ignore: Tensor | None, mh: Tensor | None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """(box, objectness, class) losses of level ``i``, before gains and balance."""
-        cfg = self.cfg
-        dtype = torch.promote_types(p.dtype, torch.float32)  # fp16/bf16 upcast; fp64 stays fp64
-        zero = p.new_zeros((), dtype=dtype)
-        lbox, lcls = zero, zero
-        tobj = torch.zeros(p.shape[:4], dtype=dtype, device=p.device)
-        if len(lt):
-            ps = p[lt.b, lt.a, lt.gj, lt.gi].to(dtype)
-            pxy = decode_xy(ps[:, :2], cfg.decode, self.scales[i])
-            pwh = decode_wh(ps[:, 2:4], lt.anchors.to(dtype), cfg.decode)
-            pbox = torch.cat((pxy, pwh), 1)
-            if cfg.box_kind == "mse":
-                iou = aligned_iou(pbox, lt.tbox.to(dtype), "iou")
-                lbox = _mse_box(pbox, lt.tbox.to(dtype), grid_area=p.shape[2] * p.shape[3])
-            else:
-                iou = aligned_iou(pbox, lt.tbox.to(dtype), cfg.box_kind)
-                lbox = (1.0 - iou).mean()
-            # objectness target of a positive: (1 - gr) + gr * IoU, detached; where positives share a cell the
-            # last one written wins, and sort_obj_iou writes them by ascending value, so the highest IoU wins
-            value = (1.0 - cfg.gr) + cfg.gr * iou.detach().clamp(min=0)
-            order: Tensor | slice = value.argsort() if cfg.sort_obj_iou else slice(None)
-            tobj[lt.b[order], lt.a[order], lt.gj[order], lt.gi[order]] = value[order]
-            if self.nc > 1:
-                t = self._class_targets(ps[:, 5:], lt.tcls, dtype, mh)
-                lcls = bce_terms(ps[:, 5:], t, self.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean()
-        obj_terms = bce_terms(p[..., 4].to(dtype), tobj, self.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
-        if cfg.ignore_thresh < 1.0 and targets.shape[0]:
-            mask = darknet_ignore_mask(p, targets, self.anchors[i], cfg.decode, self.scales[i], cfg.ignore_thresh)
-            obj_terms = obj_terms * (~mask | (tobj > 0))
-        ignored = self._region_mask(i, p, ignore)
-        if ignored is not None:
-            ignored[lt.b, lt.a, lt.gj, lt.gi] = False  # positives keep their objectness loss
-            obj_terms = obj_terms * ~ignored
-        return lbox, obj_terms.mean(), lcls
-
-    def _class_targets(self, logits: Tensor, tcls: Tensor, dtype: torch.dtype, mh: Tensor | None = None) -> Tensor:
-        cfg = self.cfg
-        rows = None if mh is None else mh.index_select(0, tcls).to(dtype)
-        if self.ols is None:
-            if rows is not None:
-                return smoothed_multi_hot(rows, cfg.label_smoothing_kind, cfg.label_smoothing, self.class_prior)
-            return class_targets(tcls, self.nc, cfg.label_smoothing, cfg.label_smoothing_kind, self.class_prior, dtype)
-        with torch.no_grad():  # online: the raw sigmoid scores of correct positives (single-class ones) teach s_y
-            if rows is not None:
-                if self.training:
-                    one = rows.sum(1) == 1
-                    self.ols._accumulate(logits.detach().float()[one].sigmoid(), rows[one].argmax(1))
-                return self.ols.multi_hot_targets(rows).to(dtype)
-            if self.training:
-                self.ols._accumulate(logits.detach().float().sigmoid(), tcls)  # tcls validated
-            return self.ols._soft_targets(tcls).to(dtype)
-
     def extra_repr(self) -> str:
         return f"nl={self.nl}, na={self.na}, nc={self.nc}, strides={self.strides.tolist()}, config={self.cfg}"
-
-
-def _mse_box(pbox: Tensor, tbox: Tensor, grid_area: int) -> Tensor:
-    """darknet MSE box loss: squared error of xy and of log-wh, weighted by ``2 - w*h`` (normalised area)."""
-    scale = 2.0 - tbox[:, 2] * tbox[:, 3] / grid_area
-    log_wh = pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()
-    err = (pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + log_wh.pow(2).sum(1)
-    return (scale * err).mean()

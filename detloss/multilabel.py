@@ -8,7 +8,7 @@ other's class, and the later row overwrites the objectness target (yolov5 issues
 :data:`MULTI_LABEL_TOL` (normalised; a group is the rows matching its first row) and returns one row per
 group plus a multi-hot class matrix. The loss assigns, decodes and scores the first row of each group once
 (box and objectness counted once) and takes its class target from the matrix: ``cp`` on every listed class,
-``cn`` elsewhere (:func:`multi_hot_targets`). Dense, with no host sync: an ``[n, n]`` comparison.
+``cn`` elsewhere (:func:`detloss.terms.class_targets`). Dense, with no host sync: an ``[n, n]`` comparison.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .fused_assign import Candidates
-from .smoothing import smooth_BCE, smooth_BCE_k
+from .assign import LevelTargets
 
 MULTI_LABEL_TOL = 1e-5  # normalised box coordinates closer than this are the same box (~0.006 px at 640)
 
@@ -59,32 +58,10 @@ def merge_rows(targets: Tensor, nc: int, tol: float = MULTI_LABEL_TOL) -> Merged
     return MergedTargets(out, multi_hot, lead == idx)
 
 
-def multi_hot_targets(multi_hot: Tensor, t_pos: Tensor | float, t_neg: Tensor | float) -> Tensor:
-    """Class-target rows: ``t_pos`` where ``multi_hot`` is 1, ``t_neg`` elsewhere (floats or ``Tensor[nc]``).
-
-    The smoothing kinds give ``(t_pos, t_neg)``: ``"yolo"`` ``smooth_BCE(eps)``, ``"uniform"``
-    ``smooth_BCE_k(eps, nc)``, ``"prior"`` ``(1 - eps + eps * prior, eps * prior)``.
-    """
-    return torch.where(multi_hot > 0, t_pos, t_neg).to(multi_hot.dtype)
-
-
-def smoothed_multi_hot(multi_hot: Tensor, kind: str, eps: float, prior: Tensor | None = None) -> Tensor:
-    """:func:`multi_hot_targets` with ``(t_pos, t_neg)`` of a label-smoothing kind (``"yolo"``, ``"uniform"``,
-    ``"prior"``), the multi-hot form of :func:`detloss.terms.class_targets`."""
-    if kind == "prior":
-        if prior is None:
-            raise ValueError("label_smoothing_kind='prior' needs a class prior")
-        neg = eps * prior.to(device=multi_hot.device, dtype=multi_hot.dtype)
-        return multi_hot_targets(multi_hot, neg + (1.0 - eps), neg)
-    cp, cn = smooth_BCE(eps) if kind == "yolo" else smooth_BCE_k(eps, max(multi_hot.shape[1], 2))
-    return multi_hot_targets(multi_hot, cp, cn)
-
-
-def first_rows_only(cands: list[Candidates], first: Tensor) -> list[Candidates]:
-    """Dense candidates (rows ``[K, na, nt]``, target-minor) with the rows of non-first group members made invalid."""
+def first_rows_only(levels: list[LevelTargets], first: Tensor) -> list[LevelTargets]:
+    """Dense rows (``[K, na, nt]``, target-minor) with the rows of non-first group members made invalid."""
     out = []
-    for c in cands:
-        valid = c.valid if c.valid is not None else torch.ones_like(c.b, dtype=torch.bool)
-        valid = valid & first.repeat(len(c) // max(first.shape[0], 1))
-        out.append(dataclasses.replace(c, valid=valid, count=valid.sum()))
+    for lt in levels:
+        valid = lt.valid if lt.valid is not None else torch.ones_like(lt.b, dtype=torch.bool)
+        out.append(dataclasses.replace(lt, valid=valid & first.repeat(len(lt) // max(first.shape[0], 1))))
     return out

@@ -16,15 +16,19 @@ from .classification import check_logits_target, check_reduction, reduce_loss
 from .smoothing import check_class_target
 
 
-def accumulate_correct(update: Tensor, idx_count: Tensor, probs: Tensor, target: Tensor) -> None:
+def accumulate_correct(
+    update: Tensor, idx_count: Tensor, probs: Tensor, target: Tensor, keep: Tensor | None = None
+) -> None:
     """Add the score rows ``probs [n, K]`` of correctly classified samples (argmax == target) to column
-    ``target`` of ``update [K, K]`` and count them in ``idx_count [K]`` (the online-smoothing statistics)."""
+    ``target`` of ``update [K, K]`` and count them in ``idx_count [K]`` (the online-smoothing statistics).
+    ``keep``: ``BoolTensor[n]``, the rows that count (default all). Rows are weighted, not selected: no host sync."""
     probs = probs.detach().to(update.device)
     target = target.to(update.device)
-    correct = probs.argmax(dim=1) == target
-    t, p = target[correct], probs[correct]
-    update.index_add_(1, t, p.t().to(update.dtype))
-    idx_count.index_add_(0, t, torch.ones_like(t))
+    w = probs.argmax(dim=1) == target
+    if keep is not None:
+        w &= keep.to(update.device)
+    update.index_add_(1, target, (probs * w[:, None]).t().to(update.dtype))
+    idx_count.index_add_(0, target, w.long())
 
 
 class OnlineLabelSmoothing(nn.Module):

@@ -116,10 +116,11 @@ class OnlineLabelSmoothingBCE(nn.Module):
             raise ValueError(f"target has {target.shape[0]} entries but probs have {probs.shape[0]} rows")
         self._accumulate(probs, target)
 
-    def _accumulate(self, probs: Tensor, target: Tensor) -> None:
+    def _accumulate(self, probs: Tensor, target: Tensor, keep: Tensor | None = None) -> None:
+        """:meth:`accumulate` without the checks; ``keep``: ``BoolTensor[N]`` the rows that count (no host sync)."""
         if not self.training:
             return
-        accumulate_correct(self.update, self.idx_count, probs, target)
+        accumulate_correct(self.update, self.idx_count, probs, target, keep)
 
     @torch.no_grad()
     def next_epoch(self, group: dist.ProcessGroup | None = None) -> None:

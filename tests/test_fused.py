@@ -20,7 +20,6 @@ from builders import (
 from loss_oracle import OracleLoss
 
 from detloss import LossConfig, YoloLoss, assign_darknet, assign_yolov5, scale_yolov5_hyp
-from detloss.fused_assign import dense_darknet, dense_yolov5
 from detloss.fused_bce import bce_grad, bce_sum, bce_value, class_grad_, class_row_losses
 from detloss.terms import bce_terms
 
@@ -168,8 +167,8 @@ def test_dense_candidates_are_the_reference_positives_in_order():
     targets = torch.cat((make_targets(3, 12, 5, gen), edge_targets(3, 5)))
     anchors = torch.tensor(ANCHORS3, dtype=torch.float32).view(3, 3, 2) / torch.tensor([8.0, 16, 32]).view(3, 1, 1)
     grids = [(80, 80), (40, 40), (20, 20)]
-    pairs = [(dense_yolov5(targets, anchors, grids, 4.0), assign_yolov5(targets, anchors, grids, 4.0)),
-             (dense_darknet(targets, anchors, [8.0, 16.0, 32.0], grids, 0.213),
+    pairs = [(assign_yolov5(targets, anchors, grids, 4.0, dense=True), assign_yolov5(targets, anchors, grids, 4.0)),
+             (assign_darknet(targets, anchors, [8.0, 16.0, 32.0], grids, 0.213, dense=True),
               assign_darknet(targets, anchors, torch.tensor([8.0, 16, 32]), grids, 0.213))]  # fmt: skip
     for dense, ref in pairs:
         for c, lt in zip(dense, ref):
@@ -215,14 +214,14 @@ def test_class_rows_match_autograd(pw, gamma, prior):
     torch.testing.assert_close(class_grad_(x.detach().clone(), t_other, t_true, tcls, pw, gamma), g)
 
 
-def test_config_dispatch_and_fallbacks():
+def test_every_preset_and_kind_takes_the_closed_form_kernel():
+    """No config falls back to autograd: every preset and smoothing kind runs the closed-form kernel by default."""
     assert YoloLoss(ANCHORS2, (16, 32), 3).fused
     assert not YoloLoss(ANCHORS2, (16, 32), 3, LossConfig(impl="reference")).fused
-    for cfg in (LossConfig.preset("yolov3"), LossConfig.preset("yolov4"), LossConfig(label_smoothing_kind="online")):
-        assert cfg.fused_unsupported() is not None and not cfg.use_fused
-    assert LossConfig.preset("yolov4", ignore_thresh=1.0).use_fused
-    with pytest.raises(ValueError, match="ignore_thresh"):
-        LossConfig.preset("yolov4", impl="fused")
+    for cfg in (LossConfig.preset("yolov3"), LossConfig.preset("yolov4"), LossConfig(label_smoothing_kind="online"),
+                LossConfig(multi_label=True), LossConfig.preset("yolov4", impl="fused")):  # fmt: skip
+        assert YoloLoss(ANCHORS3, STRIDES3, 3, cfg).fused
+    assert not hasattr(LossConfig, "fused_unsupported")
     with pytest.raises(ValueError, match="impl"):
         LossConfig(impl="fast")
     with pytest.raises(ValueError, match="positives"):

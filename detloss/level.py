@@ -1,0 +1,126 @@
+"""One level's (box, objectness, class) losses, every rule written once; only the BCE kernel is a choice.
+
+:func:`level_terms` gathers the rows of the assigned cells (:class:`detloss.assign.LevelTargets`, compact or
+dense), decodes them and computes, once for both kernels:
+
+* the box loss (:func:`box_terms`): ``1 - IoU`` of the configured kind, or darknet's MSE, averaged over positives;
+* the objectness targets (:func:`detloss.terms.objectness_targets`) from the detached IoU;
+* the cells whose objectness counts (``keep``): not ignored by darknet's ``ignore_thresh`` or an ignore region
+  (:mod:`detloss.ignore`), or a positive's cell;
+* the class targets of the positives (``classes``, see :func:`detloss.terms.class_targets`).
+
+Then the BCE terms: ``kernel="fused"`` computes them in closed form and writes the level's gradient once
+(:mod:`detloss.fused`); ``kernel="reference"`` uses plain autograd over torch's BCE (:func:`detloss.terms.bce_terms`,
+yolov5 ``ComputeLoss``'s shape: indexed positives, a sliced objectness channel; differentiable twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+
+from .assign import LevelTargets
+from .decode import decode_wh, decode_xy
+from .fused import fused_bce, gather_rows
+from .grad_buffer import GradBuffers
+from .iou import aligned_iou
+from .terms import ClassTargets, bce_terms, objectness_targets
+
+if TYPE_CHECKING:
+    from .config import LossConfig
+
+ClassRule = Callable[[Tensor, LevelTargets, torch.dtype], ClassTargets]  # (class logits, rows, dtype) -> targets
+
+
+def _masked_mean(v: Tensor, lt: LevelTargets) -> Tensor:
+    """Mean of ``v[P]`` over the positive rows (0 when there are none)."""
+    if lt.valid is None:
+        return v.sum() / max(len(lt), 1)
+    return torch.where(lt.valid, v, 0.0).sum() / lt.valid.sum().clamp(min=1)
+
+
+def _mse(pbox: Tensor, tbox: Tensor, grid_area: int) -> Tensor:
+    """darknet MSE box loss per row: squared error of xy and of log-wh, weighted by ``2 - w*h`` (normalised area)."""
+    scale = 2.0 - tbox[:, 2] * tbox[:, 3] / grid_area
+    log_wh = pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()
+    return scale * ((pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + log_wh.pow(2).sum(1))
+
+
+def box_terms(box: Tensor, lt: LevelTargets, cfg: LossConfig, scale: float, grid_area: int) -> tuple[Tensor, Tensor]:
+    """``(box loss, IoU Tensor[P])`` of the box logits ``box`` (``Tensor[P, 4]``) against their targets.
+
+    The IoU is of ``cfg.box_kind`` (plain IoU with ``"mse"``); it sets the objectness targets.
+    """
+    pxy = decode_xy(box[:, :2], cfg.decode, scale)
+    pwh = decode_wh(box[:, 2:4], lt.anchors.to(box.dtype), cfg.decode)
+    pbox, tbox = torch.cat((pxy, pwh), 1), lt.tbox.to(box.dtype)
+    if cfg.box_kind == "mse":
+        return _masked_mean(_mse(pbox, tbox, grid_area), lt), aligned_iou(pbox, tbox, "iou")
+    iou = aligned_iou(pbox, tbox, cfg.box_kind)
+    return _masked_mean(1.0 - iou, lt), iou
+
+
+def flat_cells(lt: LevelTargets, grid: tuple[int, ...]) -> Tensor:
+    """Flat cell index ``((b * na + a) * ny + gj) * nx + gi`` of each row."""
+    _, na, ny, nx = grid
+    return ((lt.b * na + lt.a) * ny + lt.gj) * nx + lt.gi
+
+
+def kept_cells(grid: tuple[int, ...], lt: LevelTargets, cells: Tensor, ignored: Tensor) -> Tensor:
+    """``BoolTensor[bs, na, ny, nx]``: cells whose objectness counts: not ignored, or a positive's cell."""
+    ncell = ignored.numel()
+    key = cells if lt.valid is None else torch.where(lt.valid, cells, ncell)
+    pos = torch.zeros(ncell + 1, dtype=torch.bool, device=cells.device).index_fill_(0, key, True)
+    return ~ignored | pos[:ncell].view(grid)
+
+
+def level_terms(
+    p: Tensor,
+    lt: LevelTargets,
+    cfg: LossConfig,
+    scale: float,
+    classes: ClassRule | None,
+    ignored: Tensor | None = None,
+    kernel: str = "fused",
+    buffers: GradBuffers | None = None,
+    key: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(box, objectness, class) losses of one level, before gains and balance.
+
+    Args:
+        p: raw logits ``Tensor[bs, na, ny, nx, 5 + nc]`` (any strides).
+        lt: the level's assigned rows.
+        classes: the class-target rule (``None``: no class term, ``nc == 1``).
+        ignored: ``BoolTensor[bs, na, ny, nx]`` cells without objectness loss unless a positive's, or ``None``.
+        kernel: ``"fused"`` (closed form, gradient written once) or ``"reference"`` (plain autograd).
+        buffers, key: the fused kernel's reusable gradient memory and this level's slot in it.
+    """
+    dtype = torch.promote_types(p.dtype, torch.float32)  # fp16/bf16 upcast; fp64 stays fp64
+    grid = tuple(p.shape[:4])
+    cells = flat_cells(lt, grid)
+    fused = kernel == "fused"
+    rows = gather_rows(p.detach() if fused else p, lt, cells).to(dtype)  # [P, 5 + nc]
+    area = grid[2] * grid[3]
+    with torch.no_grad():
+        _, iou = box_terms(rows[:, :4].detach(), lt, cfg, scale, area)
+    tobj = objectness_targets(grid, cells, lt.valid, iou.clamp(min=0), cfg.gr, cfg.sort_obj_iou)
+    keep = None if ignored is None else kept_cells(grid, lt, cells, ignored)
+    ct = None if classes is None or not len(lt) else classes(rows[:, 5:].detach(), lt, dtype)
+    if fused:
+        box, lobj, lcls = fused_bce(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key)
+    else:
+        box = rows[:, :4]
+        obj = bce_terms(p[..., 4].to(dtype), tobj, cfg.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
+        lobj = obj.mean() if keep is None else torch.where(keep, obj, 0.0).sum() / obj.numel()
+        lcls = p.new_zeros((), dtype=dtype)
+        if ct is not None:
+            x = rows[:, 5:]
+            v = bce_terms(x, ct.full(x.shape[1], dtype), cfg.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean(1)
+            lcls = _masked_mean(v, lt)
+    lbox = p.new_zeros((), dtype=dtype)
+    if len(lt):
+        lbox, _ = box_terms(box, lt, cfg, scale, area)
+    return lbox, lobj, lcls
