@@ -1,8 +1,15 @@
-"""Benchmark: forward + backward of ``detloss.YoloLoss``, fused path vs the reference formulation vs the memory floor.
+"""Benchmark: forward + backward of ``detloss.YoloLoss``, per preset, vs yolov5's ComputeLoss formulation and the floor.
 
     python -m tools.bench_loss                  # batch 16 and 64 at 640, 80 classes, 8 and 100 targets per image
     python -m tools.bench_loss --quick          # small sizes (seconds)
+    python -m tools.bench_loss --inputs leaf --no-mem --presets yolov5,yolov4,yolov3,online
     python -m tools.bench_loss --device cuda
+
+Candidates: ``ref``, the yolov5 preset with ``impl="reference"`` (yolov5 ``ComputeLoss``'s formulation: positives
+indexed, the objectness channel sliced, plain autograd); ``fused``, the yolov5 preset as built by default; and
+each other preset of ``--presets`` as built by default (``yolov4``, ``yolov3``, and ``online``: the yolov5 preset
+with ``label_smoothing_kind="online"``, eps 0.1, in training mode). The table gives each one's time over the
+yolov5 preset's (``/v5``) and the speed-up of each over ``ref`` (``ref/x``).
 
 Every case runs in one process, the candidates interleaved (round-robin, the order rotated each round) so
 that a load change on a shared machine hits them alike; the table gives medians and ratios of the same
@@ -41,6 +48,13 @@ ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 1
 STRIDES = (8, 16, 32)
 FULL = [(16, 640, 8), (16, 640, 100), (64, 640, 8), (64, 640, 100)]  # (batch, image size, targets per image)
 QUICK = [(2, 256, 8), (2, 256, 100)]
+
+
+def preset_config(name: str) -> LossConfig:
+    """The config of a bench candidate: a preset, or ``"online"`` (yolov5 preset, online label smoothing)."""
+    if name == "online":
+        return LossConfig(check_finite=False, label_smoothing=0.1, label_smoothing_kind="online")
+    return LossConfig.preset(name, check_finite=False)
 
 
 def make_targets(bs: int, per_image: int, nc: int, gen: torch.Generator) -> Tensor:
@@ -140,7 +154,10 @@ def run_case(bs: int, img: int, per_image: int, kind: str, args: argparse.Namesp
     targets = make_targets(bs, per_image, nc, torch.Generator().manual_seed(1)).to(dev)
     cfg = LossConfig(check_finite=False)
     losses = {"ref": YoloLoss(ANCHORS, STRIDES, nc, cfg.replace(impl="reference")).to(dev),
-              "fused": YoloLoss(ANCHORS, STRIDES, nc, cfg.replace(impl="fused")).to(dev)}  # fmt: skip
+              "fused": YoloLoss(ANCHORS, STRIDES, nc, cfg).to(dev)}  # fmt: skip
+    for name in args.presets.split(","):
+        if name not in ("yolov5", ""):
+            losses[name] = YoloLoss(ANCHORS, STRIDES, nc, preset_config(name)).to(dev)
     floor_src = [torch.randn(s, device=dev) for s in inp.shapes]
     floor_dst = [torch.empty_like(p) for p in floor_src]
     grads = [torch.empty_like(p) for p in inp.preds()]  # warm gradients in the layout the fused path writes
@@ -163,6 +180,9 @@ def run_case(bs: int, img: int, per_image: int, kind: str, args: argparse.Namesp
     out.setdefault("head", 0.0)
     preds_bytes = inp.nbytes()
     for name, loss in losses.items():
+        if args.no_mem:
+            out["mem_" + name] = float("nan")
+            continue
         run = loss_run(loss)
         run(inp.preds())  # steady state
         preds = inp.preds()
@@ -170,7 +190,9 @@ def run_case(bs: int, img: int, per_image: int, kind: str, args: argparse.Namesp
         out["mem_" + name] = (peak_extra_bytes(lambda run=run, preds=preds: run(preds), dev) + kept) / preds_bytes
         del preds
     preds = inp.preds()
-    out["mem_head"] = peak_extra_bytes(lambda: head_run(preds), dev) / preds_bytes if kind != "leaf" else 0.0
+    out["mem_head"] = 0.0
+    if kind != "leaf" and not args.no_mem:
+        out["mem_head"] = peak_extra_bytes(lambda: head_run(preds), dev) / preds_bytes
     return out
 
 
@@ -184,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[int, int, int, str], d
     ap.add_argument("--inputs", default="leaf,head,native", help="comma-separated: leaf, head, native")
     ap.add_argument("--sizes", default=None, help="override: 'bs:img:targets,...' e.g. 16:640:8")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave torch's default)")
+    ap.add_argument("--presets", default="yolov5,yolov4,yolov3,online", help="comma-separated candidates besides ref")
+    ap.add_argument("--no-mem", action="store_true", help="skip the memory measurement (timing only)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -207,11 +231,31 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[int, int, int, str], d
                   f"{r['floor'] * 1e3:8.1f} {hd * 1e3:8.1f} | {r['ref'] / r['fused']:9.2f} "
                   f"{(r['ref'] - hd) / max(r['fused'] - hd, 1e-9):8.2f} {r['fused'] / r['floor']:11.2f} | "
                   f"{r['mem_ref']:6.2f}x {r['mem_fused']:8.2f}x {r['mem_head']:7.2f}x", flush=True)  # fmt: skip
+    others = [n for n in args.presets.split(",") if n not in ("yolov5", "")]
+    if others:
+        print_presets(results, others)
     print("ms: loss forward + backward (head backward included, head forward not); head: the head's backward alone;")
     print("w/o head: (ref - head) / (fused - head); floor: read the predictions + write a gradient of their size")
     print("mem: peak extra bytes of one forward + backward (plus gradient memory kept by the loss) / predictions;")
     print("mem head: the same for the head's backward alone, given a gradient")
     return results
+
+
+def print_presets(results: dict[tuple[int, int, int, str], dict[str, float]], others: list[str]) -> None:
+    """Per preset: ms, the ratio to the yolov5 preset (``/v5``) and the speed-up over ``ref`` (``ref/x``)."""
+    names = ["fused", *others]
+    head = f"{'batch':>5} {'img':>4} {'t/img':>5} {'input':>6} | {'ref ms':>8} " + " ".join(
+        f"{(n if n != 'fused' else 'yolov5') + ' ms':>10} {'/v5':>5} {'ref/x':>5}" for n in names
+    )
+    print()
+    print(head)
+    print("-" * len(head))
+    for (bs, img, per_image, kind), r in results.items():
+        cells = " ".join(f"{r[n] * 1e3:10.1f} {r[n] / r['fused']:5.2f} {r['ref'] / r[n]:5.2f}" for n in names)
+        print(f"{bs:>5} {img:>4} {per_image:>5} {kind:>6} | {r['ref'] * 1e3:8.1f} {cells}", flush=True)
+    worst = max(r[n] / r["fused"] for r in results.values() for n in others)
+    slowest = min(r["ref"] / r[n] for r in results.values() for n in names)
+    print(f"worst preset / yolov5 preset: {worst:.2f}; lowest speed-up over ref (ComputeLoss's form): {slowest:.2f}")
 
 
 if __name__ == "__main__":
