@@ -5,7 +5,7 @@ Plain autograd (``impl="reference"``, yolov5 ``ComputeLoss``'s shape) indexes th
 tensor the size of the predictions (fresh memory, faulted in page by page on a CPU), and the two are summed:
 most of the time of the loss.
 
-Here one :class:`torch.autograd.Function` per level (:class:`_LevelBCE`) owns the gradient of that level. Its
+Here one :class:`torch.autograd.Function` per level (:class:`LevelBCE`) owns the gradient of that level. Its
 inputs are what :mod:`detloss.level` computed once for both kernels (the gathered rows, ``tobj``, the kept cells,
 the class targets):
 
@@ -83,7 +83,15 @@ def _class_scale(lt: LevelTargets, nc: int) -> Tensor | int:
     return (count.clamp(min=1) if isinstance(count, Tensor) else max(count, 1)) * nc
 
 
-class _LevelBCE(torch.autograd.Function):
+class LevelBCE(torch.autograd.Function):
+    """``LevelBCE.apply(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key)``: ``(box logits Tensor[P, 4],
+    objectness loss, class loss)`` of one level, the BCE in closed form.
+
+    ``rows``: ``p``'s gathered rows (:func:`gather_rows`, detached); ``keep``: ``BoolTensor[bs, na, ny, nx]`` cells
+    whose objectness counts (``None``: all); ``ct``: the positives' class targets (``None``: no class term);
+    ``buffers``, ``key``: the reusable gradient memory (``None``: fresh) and this level's slot in it.
+    """
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -139,23 +147,3 @@ class _LevelBCE(torch.autograd.Function):
             rows[:, 4] = 0.0
             _scatter_add(buf, lt, cells, rows.to(buf.dtype))
         return buf, None, None, None, None, None, None, None, None, None
-
-
-def fused_bce(
-    p: Tensor,
-    rows: Tensor,
-    lt: LevelTargets,
-    cells: Tensor,
-    tobj: Tensor,
-    keep: Tensor | None,
-    ct: ClassTargets | None,
-    cfg: LossConfig,
-    buffers: GradBuffers | None = None,
-    key: int = 0,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """``(box logits Tensor[P, 4], objectness loss, class loss)`` of one level, the BCE in closed form.
-
-    ``rows``: ``p``'s gathered rows (``gather_rows``, detached); ``keep``: ``BoolTensor[bs, na, ny, nx]`` cells whose
-    objectness counts (``None``: all); ``ct``: the positives' class targets (``None``: no class term).
-    """
-    return _LevelBCE.apply(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key)

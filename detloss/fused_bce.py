@@ -20,6 +20,8 @@ from torch import Tensor
 
 from .terms import Target, focal_factors
 
+TrueTarget = Target | None  # the true class's target; None: t_other there too
+
 
 def _plain_value(x: Tensor, t: Target, pw: float) -> Tensor:
     ls = F.logsigmoid(x)
@@ -68,13 +70,7 @@ def _at(t: Target, tcls: Tensor) -> Target:
 
 
 def class_row_losses(
-    x: Tensor,
-    t_other: Target,
-    t_true: Target | None,
-    tcls: Tensor,
-    pw: float = 1.0,
-    gamma: float = 0.0,
-    alpha: float = 0.25,
+    x: Tensor, t_other: Target, t_true: TrueTarget, tcls: Tensor, pw: float = 1, gamma: float = 0, alpha: float = 0.25
 ) -> Tensor:
     """``Tensor[P]``: per row of class logits ``x`` (``[P, nc]``), the sum of the BCE terms with target ``t_other``
     (float, ``Tensor[nc]`` or ``Tensor[P, nc]``) for every class but ``tcls``, whose target is ``t_true`` (float or
@@ -98,13 +94,7 @@ def class_row_losses(
 
 
 def class_grad_(
-    x: Tensor,
-    t_other: Target,
-    t_true: Target | None,
-    tcls: Tensor,
-    pw: float = 1.0,
-    gamma: float = 0.0,
-    alpha: float = 0.25,
+    x: Tensor, t_other: Target, t_true: TrueTarget, tcls: Tensor, pw: float = 1, gamma: float = 0, alpha: float = 0.25
 ) -> Tensor:
     """Overwrite ``x`` (a copy of class logits ``[P, nc]``) with ``d class_row_losses / dx``; returns ``x``."""
     ar = torch.arange(x.shape[0], device=x.device)

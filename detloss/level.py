@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .assign import LevelTargets
 from .decode import decode_wh, decode_xy
-from .fused import fused_bce, gather_rows
+from .fused import LevelBCE, gather_rows
 from .grad_buffer import GradBuffers
 from .iou import aligned_iou
 from .terms import ClassTargets, bce_terms, objectness_targets
@@ -110,7 +110,7 @@ def level_terms(
     keep = None if ignored is None else kept_cells(grid, lt, cells, ignored)
     ct = None if classes is None or not len(lt) else classes(rows[:, 5:].detach(), lt, dtype)
     if fused:
-        box, lobj, lcls = fused_bce(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key)
+        box, lobj, lcls = LevelBCE.apply(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key)
     else:
         box = rows[:, :4]
         obj = bce_terms(p[..., 4].to(dtype), tobj, cfg.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
