@@ -85,3 +85,21 @@ def test_windowed_overlap_mask_is_exact(measure, thresh, decode, scale):
     for windowed in (True, False):
         got = overlap_mask(p, boxes, anchors, decode, scale, measure, thresh, windowed=windowed)
         assert torch.equal(got, expected), (windowed, int((got != expected).sum()))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_dense_rows_have_no_data_dependent_ops(name):
+    """Dense rows with darknet's ignore_thresh, MSE, online smoothing (training mode) and multi-label: nothing reads a
+    device value on the host or has a data-dependent shape (FakeTensorMode raises on either)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    gen = torch.Generator().manual_seed(33)
+    preds = preds_for(2, [(8, 8), (4, 4), (2, 2)], 3, gen)
+    targets = torch.cat((make_targets(2, 4, 3, gen), edge_targets(2, 3)))
+    cfg = CONFIGS[name].replace(positives="dense", check_finite=False, validate_targets=False)
+    loss = YoloLoss(ANCHORS3, STRIDES3, 3, cfg)
+    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+        ps = [mode.from_tensor(p).requires_grad_() for p in preds]
+        total, _ = loss(ps, mode.from_tensor(targets))
+        total.backward()
+        assert ps[0].grad.shape == ps[0].shape
