@@ -18,7 +18,9 @@ plain state (written by ``tools/calibrate.py``, read by ``tools.evaluation.calib
 
 from __future__ import annotations
 
+import io
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,9 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: 
 
     The file is written with :func:`detloss.io.atomic_write_with` (a temporary sibling, fsync,
     ``os.replace``), so a crash never leaves a half-written checkpoint. Parent folders are created.
-    Returns the path.
+    Returns the path. The checkpoint is serialised in memory first: ``torch.save`` streaming into a full disk
+    fails with a bare ``RuntimeError`` ("unexpected pos"), a plain write with ``OSError(ENOSPC)`` naming
+    the cause.
     """
     m = unwrap(model)
     if not isinstance(m, Detector):
@@ -95,7 +99,7 @@ def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: 
             v = unwrap(v).state_dict()
         _check_plain(v, f"extra[{k!r}]")
         ckpt[k] = v
-    return atomic_write_with(path, lambda f: torch.save(ckpt, f))
+    return _write(path, ckpt)
 
 
 def write_checkpoint(path: str | os.PathLike[str], ckpt: dict[str, Any]) -> Path:
@@ -103,7 +107,13 @@ def write_checkpoint(path: str | os.PathLike[str], ckpt: dict[str, Any]) -> Path
     _check_ckpt(ckpt, "checkpoint dict")
     for k, v in ckpt.items():
         _check_plain(v, f"checkpoint[{k!r}]")
-    return atomic_write_with(path, lambda f: torch.save(ckpt, f))
+    return _write(path, ckpt)
+
+
+def _write(path: str | os.PathLike[str], ckpt: dict[str, Any]) -> Path:
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return atomic_write_with(path, lambda f: f.write(buf.getbuffer()))
 
 
 def checkpoint_calibrator(ckpt: dict[str, Any]) -> dict[str, Any] | None:
@@ -135,8 +145,16 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
     try:
         ckpt = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as e:  # corrupt zip, truncated file, foreign pickle: all name the file
+        if not zipfile.is_zipfile(p):
+            what = "truncated or damaged (no complete zip archive)" if _starts_like_zip(p) else "not a torch file"
+            raise ValueError(f"cannot read checkpoint {str(p)!r}: {what} ({type(e).__name__})") from e
         raise ValueError(f"cannot read checkpoint {str(p)!r}: {type(e).__name__}: {e}") from e
     return _check_ckpt(ckpt, f"checkpoint {str(p)!r}")
+
+
+def _starts_like_zip(p: Path) -> bool:
+    with open(p, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
 
 
 def load_model(path_or_ckpt: str | os.PathLike[str] | dict[str, Any], map_location: Any = "cpu") -> Detector:

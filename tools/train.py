@@ -70,10 +70,10 @@ def run(opt: argparse.Namespace) -> Path:
         trainer = Trainer(opt, hyp, save_dir, info, device, resume_ckpt=ckpt)
         trainer.fit()
     except Exception as e:
-        if not (info.enabled and dist.peer_failure(e)):
-            raise
         from tools.training.setup import TrainingError
 
+        if not info.enabled or isinstance(e, TrainingError) or not dist.peer_failure(e):
+            raise
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         last = save_dir / "weights" / "last.pt"
         raise TrainingError(

@@ -46,7 +46,15 @@ def init(info: DistInfo, device: torch.device, timeout_s: float = 1800.0) -> Non
     if info.enabled and not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         timeout = datetime.timedelta(seconds=timeout_s)
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout)
+        store = None
+        if restart_count() > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # a restarted group on torchrun's store: without a fresh key prefix, gloo/NCCL read the dead
+            # workers' addresses from the first try and fail to connect (pytorch/pytorch#167288)
+            base = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
+                                 is_master=False, timeout=timeout)  # fmt: skip
+            store = dist.PrefixStore(f"/detloss/restart_{restart_count()}", base)
+        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout,
+                                store=store)  # fmt: skip
 
 
 _PEER_SIGNS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "socket", "broken pipe")

@@ -38,7 +38,7 @@ from .clipping import clip_grad_value_counted
 from .ema import ModelEMA
 from .optim import build_optimizer, interp, lr_lambda, nominal_batch, resolve_optimizer
 from .preempt import Stopped, StopSignals
-from .results import plot_results, write_rows
+from .results import plot_results, read_rows, write_rows
 from .resume import ResumeError, check_data, fail
 from .runs import save_yaml
 from .saver import CheckpointSaver
@@ -156,8 +156,12 @@ class Trainer:
                 warnings.warn(f"the training set has {len(self.train_ds)} images, the stopped run had "
                               f"{ckpt.get('n_train')}: epoch {self.start_epoch} restarts at its first batch "
                               "(an exact resume needs the same data)", stacklevel=2)  # fmt: skip
-                self.progress = EpochProgress(self.start_epoch, last_opt_step=self.start_epoch * 10**9)
-        self.results = [dict(r) for r in ckpt.get("results", [])]
+                self.progress = None
+        csv = self.save_dir / "results.csv"
+        if "results" in ckpt:
+            self.results = [dict(r) for r in ckpt["results"]]
+        elif csv.exists():  # a checkpoint from before the rows travelled in it: the file's rows up to it
+            self.results = [r for r in read_rows(csv) if r["epoch"] < self.start_epoch]
         self.best_fitness, self.best_epoch = float(ckpt["best_fitness"]), int(ckpt["best_epoch"])
         self.nonfinite_total = int(ckpt.get("nonfinite_total", 0))
         self.elapsed = float(ckpt.get("elapsed", 0.0))
@@ -420,7 +424,7 @@ class Trainer:
                 f"{self.opt.max_nonfinite}): stopping. Likely causes: a learning rate too high (lr now {lr:.3g}, "
                 f"lr0 {self.hyp['lr0']:g}; try a lower lr0 or a longer warmup), or broken data (boxes of zero or "
                 f"negative size, NaN coordinates, corrupt images; the last batch had {imgs}). The last good "
-                f"checkpoint is {self.saver.last}."
+                f"checkpoint is {self.saver.last if self.saver.last.is_file() else 'none yet'}."
             )
 
     def _note_skipped(self) -> None:
