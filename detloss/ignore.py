@@ -79,6 +79,16 @@ def _decoded(
     return torch.cat((xy - half, xy + half, area.mul_(thresh)[..., None]), -1)
 
 
+def _box_logits(p: Tensor, b: Tensor, gy: Tensor, gx: Tensor) -> Tensor:
+    """``p[b, :, gy, gx, :4]`` (``Tensor[k, na, 4]``) for a ``p`` of any strides, as one 1-D ``index_select`` of its
+    storage (advanced indexing of a strided view is several times slower on CPU)."""
+    s = p.stride()
+    base = p.storage_offset() + b * s[0] + gy * s[2] + gx * s[3]
+    off = torch.arange(p.shape[1], device=p.device)[:, None] * s[1] + torch.arange(4, device=p.device) * s[4]
+    flat = p.as_strided((p.untyped_storage().nbytes() // p.element_size(),), (1,), 0)
+    return flat.index_select(0, (base[:, None, None] + off).view(-1)).view(-1, p.shape[1], 4)
+
+
 def _hits(pred: Tensor, box: Tensor, measure: str, thresh: float) -> Tensor:
     """``pred`` overlaps ``box`` (``[..., 5]`` rows of :func:`_decoded`): IoU ``> thresh`` (``inter > t (area_p +
     area_b - inter + eps)``) or intersection over ``pred``'s area ``>= thresh`` (``measure`` ``"iou"`` / ``"iof"``)."""
@@ -171,7 +181,7 @@ def overlap_mask(
             pred = grid.index_select(0, cell)
         else:  # few pairs: decode only theirs
             gx, gy = x0[k].index_select(0, ri) + dx, y0[k].index_select(0, ri) + dy
-            t = raw[img[k].index_select(0, ri), gy, gx].float()  # [pairs, na, 4]
+            t = _box_logits(p.detach(), img[k].index_select(0, ri), gy, gx).float()  # [pairs, na, 4]
             pred = _decoded(t, anc, torch.stack((gx, gy), -1)[:, None], decode, scale, measure, thresh)
         hit = _hits(pred, reg[k].index_select(0, ri)[:, None], measure, thresh)  # [pairs, na]
         hits.index_add_(0, cell, hit.to(hits.dtype))

@@ -67,8 +67,10 @@ def brute_force(p, boxes, anchors, decode, scale, measure, thresh):
 @pytest.mark.parametrize("measure,thresh", [("iou", 0.7), ("iou", 0.5), ("iou", 0.3), ("iou", 0.0),
                                             ("iof", 0.5), ("iof", 0.2), ("iof", 1.0)])  # fmt: skip
 @pytest.mark.parametrize("decode,scale", [("darknet", 1.2), ("yolov5", 1.0), ("darknet", 1.0)])
-def test_windowed_overlap_mask_is_exact(measure, thresh, decode, scale):
-    """The window (only the cells a box can reach) loses no hit: windowed == every pair == brute force."""
+@pytest.mark.parametrize("few", [False, True], ids=["many-boxes", "few-boxes"])
+def test_windowed_overlap_mask_is_exact(measure, thresh, decode, scale, few):
+    """The window (only the cells a box can reach) loses no hit: windowed == every pair == brute force. Few boxes:
+    fewer pairs than cells, so only the pairs' predictions are decoded (read straight from the logits' storage)."""
     gen = torch.Generator().manual_seed(32)
     p = torch.randn(3, 3, 12, 10, 7, generator=gen) * 1.5
     anchors = torch.tensor([[1.0, 1.5], [2.5, 2.0], [4.0, 5.0]])
@@ -80,8 +82,11 @@ def test_windowed_overlap_mask_is_exact(measure, thresh, decode, scale):
     img = torch.div(pick, pred[0].numel() // 4, rounding_mode="floor").float()
     boxes = torch.cat((boxes, torch.cat((img[:, None], near), 1)))
     boxes = boxes[boxes[:, 0] != 2]  # an image without boxes
+    if few:
+        boxes = boxes[-3:]
+        p = p.permute(0, 4, 1, 2, 3).contiguous().permute(0, 2, 3, 4, 1)  # the head's native layout
     expected = brute_force(p, boxes, anchors, decode, scale, measure, thresh)
-    assert 0 < int(expected.sum()) < expected.numel() or thresh == 0.0
+    assert 0 < int(expected.sum()) < expected.numel() or thresh == 0.0 or few
     for windowed in (True, False):
         got = overlap_mask(p, boxes, anchors, decode, scale, measure, thresh, windowed=windowed)
         assert torch.equal(got, expected), (windowed, int((got != expected).sum()))
