@@ -86,7 +86,7 @@ def _box_logits(p: Tensor, b: Tensor, gy: Tensor, gx: Tensor) -> Tensor:
     base = p.storage_offset() + b * s[0] + gy * s[2] + gx * s[3]
     off = torch.arange(p.shape[1], device=p.device)[:, None] * s[1] + torch.arange(4, device=p.device) * s[4]
     flat = p.as_strided((p.untyped_storage().nbytes() // p.element_size(),), (1,), 0)
-    return flat.index_select(0, (base[:, None, None] + off).view(-1)).view(-1, p.shape[1], 4)
+    return flat.index_select(0, (base.view(-1, 1, 1) + off).view(-1)).view(-1, p.shape[1], 4)
 
 
 def _hits(pred: Tensor, box: Tensor, measure: str, thresh: float) -> Tensor:
