@@ -83,7 +83,7 @@ def _box_logits(p: Tensor, b: Tensor, gy: Tensor, gx: Tensor) -> Tensor:
     """``p[b, :, gy, gx, :4]`` (``Tensor[k, na, 4]``) for a ``p`` of any strides, as one 1-D ``index_select`` of its
     storage (advanced indexing of a strided view is several times slower on CPU)."""
     s = p.stride()
-    base = p.storage_offset() + b * s[0] + gy * s[2] + gx * s[3]
+    base = b * s[0] + p.storage_offset() + gy * s[2] + gx * s[3]
     off = torch.arange(p.shape[1], device=p.device)[:, None] * s[1] + torch.arange(4, device=p.device) * s[4]
     flat = p.as_strided((p.untyped_storage().nbytes() // p.element_size(),), (1,), 0)
     return flat.index_select(0, (base.view(-1, 1, 1) + off).view(-1)).view(-1, p.shape[1], 4)
