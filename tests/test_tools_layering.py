@@ -18,8 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tools"
 PACKAGES = sorted(p.name for p in TOOLS.iterdir() if (p / "__init__.py").is_file())
 SCRIPTS = sorted(p.stem for p in TOOLS.glob("*.py") if p.name != "__init__.py")
-# imports scripts until the lead's change lands (issue 19): remove it from here then
-SCRIPT_IMPORTS_ALLOWED = {"smoothing_study"}
 
 
 def _imports(path: Path) -> set[str]:
@@ -107,7 +105,7 @@ def test_scripts_import_no_script():
     bad = {
         n: sorted(m for m in deps if m.startswith("script:"))
         for n, deps in _graph().items()
-        if n.startswith("script:") and n[len("script:") :] not in SCRIPT_IMPORTS_ALLOWED
+        if n.startswith("script:")
     }
     bad = {n: deps for n, deps in bad.items() if deps}
     assert not bad, f"scripts importing scripts (move the shared helper into a package): {bad}"
