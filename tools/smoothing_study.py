@@ -131,14 +131,13 @@ def prepare_data(args: argparse.Namespace, condition: str, out: Path) -> Path:
     """
     from data.convert import yolo_to_coco
     from data.datasets import build_dataset
-    from data.demo import ensure_demo
-    from data.yaml_io import load_data_yaml
+    from tools.inference.datasets import resolve_data
 
     folder = out / "data" / condition
     done = folder / "data.yaml"
     if done.is_file():
         return done
-    data = load_data_yaml(args.data if args.data else ensure_demo())
+    data, _ = resolve_data(args.data)
     base = build_dataset(data, "train", 32, augment=False)  # only the file list and labels are used
     kept, held = holdout_split(len(base), args.holdout, args.split_seed)
     fmap = parse_flip_map(args.flip_map, base.nc) if args.flip_map else lookalike_map(base.names)
