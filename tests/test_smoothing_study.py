@@ -130,3 +130,17 @@ def test_miniature_study_end_to_end(tmp_path):
     before = {f: (out / "runs" / f).read_text() for f in files}
     assert smoothing_study.main(argv) == out
     assert {f: (out / "runs" / f).read_text() for f in files} == before
+
+
+def test_summaries_folder_is_not_git_ignored():
+    """The summaries are what a later session builds on: `runs/` is ignored everywhere but under docs/study."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(smoothing_study.__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    paths = ["docs/study/demo/runs/clean-eps0-s0.json", "docs/study/digits/runs/noisy-eps0.1-s2.json", "runs/train/x"]
+    out = subprocess.run(["git", "check-ignore", *paths], cwd=root, capture_output=True, text=True).stdout.split()
+    assert out == ["runs/train/x"]
