@@ -74,7 +74,9 @@ def test_table_and_summary_json_from_hand_made_summaries(tmp_path):
     for setting, maps in values.items():
         for seed, m in enumerate(maps):
             key = RunKey("demo", "clean", setting, seed, {"train": ["--epochs", "22"]})
-            write_summary(runs, key, _metrics(m), posthoc={**_metrics(m), "D-ECE@0.25": 0.05, "top1": 0.0})
+            analysis = {"wrong_class@0.25": 0.1 + m, "mAP50-95 class-agnostic": 0.5}
+            write_summary(runs, key, _metrics(m), posthoc={**_metrics(m), "D-ECE@0.25": 0.05, "top1": 0.0},
+                          analysis=analysis)  # fmt: skip
     docs, bad = scan(runs)
     assert len(docs) == 6 and not bad
     grouped = group_runs(docs, ["eps 0", "eps 0.1"])
@@ -92,6 +94,11 @@ def test_table_and_summary_json_from_hand_made_summaries(tmp_path):
     table = paths["table"].read_text()
     # eps 0.1 is 0.06 below eps 0 with a standard error of ~0.01: marked as beyond the seed noise
     assert "| eps 0.1 | 3 | 0.2500 +- 0.0100 *" in table and "| eps 0 | 3 | 0.3100 +- 0.0100 |" in table
+    # the "why" table: trained rows only, with the analysis figures of the runs (column 7: wrong class >= 0.25)
+    why = table.split("### Why", 1)[1]
+    assert "post-hoc" not in why.split("Why:")[0]
+    row = next(line for line in why.splitlines() if line.startswith("| eps 0.1 |")).split(" | ")
+    assert row[7] == "0.350 +- 0.010 *" and row[11].startswith("0.5000")
     assert paths["plot"].is_file()
 
 

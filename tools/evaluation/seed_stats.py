@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["METRICS", "exceeds_noise", "mean_std", "plot_study", "study_table"]
+__all__ = ["METRICS", "exceeds_noise", "mean_std", "metric_tables", "plot_study", "study_table"]
 
 # key in a run's metrics, column title, format, better direction (+1 higher, -1 lower, 0 neither)
 METRICS = (
@@ -58,24 +58,32 @@ def _cell(values: Sequence[float], base: Sequence[float] | None, fmt: str) -> st
     return text
 
 
-def study_table(runs: dict[str, dict[str, list[dict]]], baseline: str, command: str, notes: Sequence[str] = ()) -> str:
-    """Markdown: one table per condition, one row per setting, ``mean +- std`` over seeds of each metric.
+def metric_tables(
+    runs: dict[str, dict[str, list[dict]]], baseline: str, metrics: Sequence[tuple[str, str, str, int]] = METRICS
+) -> list[str]:
+    """Markdown lines: one table per condition, one row per setting, ``mean +- std`` over seeds of ``metrics``.
 
-    ``runs[condition][setting]`` is the list of per-seed metric dicts. ``*``: differs from ``baseline`` (same
-    condition) beyond the seed noise (module docstring).
+    ``runs[condition][setting]`` is the list of per-seed metric dicts; ``metrics`` rows as :data:`METRICS`.
+    ``*``: differs from ``baseline`` (same condition) beyond the seed noise (module docstring).
     """
-    lines = [f"Command: `{command}`", ""]
+    lines: list[str] = []
     for cond, settings in runs.items():
         base = settings.get(baseline)
-        lines += [f"**{cond}**", "", "| setting | seeds | " + " | ".join(m[1] for m in METRICS) + " |"]
-        lines.append("|---|---|" + "---|" * len(METRICS))
+        lines += [f"**{cond}**", "", "| setting | seeds | " + " | ".join(m[1] for m in metrics) + " |"]
+        lines.append("|---|---|" + "---|" * len(metrics))
         for name, seeds in settings.items():
             cells = []
-            for key, _, fmt, _ in METRICS:
+            for key, _, fmt, _ in metrics:
                 ref = None if base is None or name == baseline else [r.get(key, float("nan")) for r in base]
                 cells.append(_cell([r.get(key, float("nan")) for r in seeds], ref, fmt))
             lines.append(f"| {name} | {len(seeds)} | " + " | ".join(cells) + " |")
         lines.append("")
+    return lines
+
+
+def study_table(runs: dict[str, dict[str, list[dict]]], baseline: str, command: str, notes: Sequence[str] = ()) -> str:
+    """Markdown: the command, :func:`metric_tables` of :data:`METRICS`, what the columns and ``*`` mean."""
+    lines = [f"Command: `{command}`", "", *metric_tables(runs, baseline)]
     lines += [
         "Values: mean +- sample std over seeds. `*`: the difference from "
         f"`{baseline}` in the same condition exceeds the seed noise: |diff| > 2 x sqrt(s_a^2/n_a + s_b^2/n_b) "

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from detloss.io import atomic_write
-from tools.evaluation.seed_stats import mean_std, plot_study, study_table
+from tools.evaluation.seed_stats import mean_std, metric_tables, plot_study, study_table
 
 __all__ = ["POSTHOC_SUFFIX", "group_runs", "summary_rows", "write_outputs"]
 
@@ -35,6 +35,26 @@ ROW_FIELDS = {
 }
 # class scores at the positives do not depend on a calibrator applied after NMS: post-hoc rows keep the model's
 CLASS_SCORE_KEYS = ("top1", "true", "other", "max other", "obj")
+# where a setting's mAP goes (tools.study.detections, tools/class_scores.py), trained rows only; as seed_stats.METRICS
+WHY = (
+    ("top1", "top-1 at positives", "{:.3f}", 1),
+    ("true", "true class", "{:.3f}", 1),
+    ("other", "other classes (mean)", "{:.3f}", -1),
+    ("max other", "max other class", "{:.3f}", -1),
+    ("obj", "objectness at positives", "{:.3f}", 1),
+    ("wrong_class@0.25", "wrong class >= 0.25", "{:.3f}", -1),
+    ("wrong_class@0.001", "wrong class >= 0.001", "{:.3f}", -1),
+    ("dets@0.001", "detections >= 0.001", "{:.0f}", 0),
+    ("mAP50-95 top class only", "mAP50-95 top class only", "{:.4f}", 1),
+    ("mAP50-95 class-agnostic", "mAP50-95 class-agnostic", "{:.4f}", 1),
+)
+WHY_LEGEND = (
+    "Why: class scores at the loss's positive cells of the val split (`tools/class_scores.py`: top-1 = the labelled "
+    "class scores highest; true, mean and max of the other classes, objectness); wrong class >= t = share of the "
+    "detections scoring >= t that are not correct for their own class and overlap (IoU >= 0.5) an object of "
+    "another class; top class only = mAP with one class per box (the highest), as a single-label NMS would leave; "
+    "class-agnostic = mAP of those boxes with every class merged (finding objects, whatever their class)."
+)
 
 
 def _value(v: Any) -> float:
@@ -47,7 +67,8 @@ def group_runs(summaries: list[dict[str, Any]], order: list[str] | None = None) 
     for doc in summaries:
         key = doc["key"]
         metrics = {k: _value(v) for k, v in doc["metrics"].items()}
-        cells.setdefault((key["condition"], key["setting"]), {})[key["seed"]] = metrics
+        why = {k: _value(v) for k, v in (doc.get("analysis") or {}).items() if not isinstance(v, (dict, list, str))}
+        cells.setdefault((key["condition"], key["setting"]), {})[key["seed"]] = {**why, **metrics}
         post = doc.get("posthoc")
         if isinstance(post, dict):
             merged = {k: _value(v) for k, v in post.items() if not isinstance(v, (dict, list, str))}
@@ -96,6 +117,9 @@ def write_outputs(
     out = {"summary": atomic_write(folder / "summary.json", json.dumps(doc, indent=1) + "\n")}
     baseline = "eps 0"
     text = study_table(runs, baseline, command, ["", *(notes or [])]) if runs else "No finished runs yet.\n"
+    trained = {c: {s: v for s, v in rows.items() if not s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
+    if runs:
+        text += "\n".join(["", "### Why", "", *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])
     out["table"] = atomic_write(folder / "study.md", text)
     if runs:
         out["plot"] = plot_study(runs, folder / "study.png")
