@@ -38,6 +38,8 @@ from .terms import ClassTargets
 if TYPE_CHECKING:
     from .config import LossConfig
 
+IGNORED_LOGIT = -1e4  # objectness logit put at ignored cells: softplus and sigmoid are exactly 0 there (fp32, fp64)
+
 
 def head_view(x: Tensor, na: int) -> Tensor:
     """The head's native output ``Tensor[bs, na*(5+nc), ny, nx]`` as ``Tensor[bs, na, ny, nx, 5+nc]``, without a copy.
@@ -108,6 +110,11 @@ class LevelBCE(torch.autograd.Function):
     ) -> tuple[Tensor, Tensor, Tensor]:
         pw, gamma, alpha = cfg.obj_pw, cfg.fl_gamma, cfg.fl_alpha
         xo = p[..., 4].to(tobj.dtype).contiguous()  # the one strided read of the objectness channel
+        if keep is not None and pw == 1.0 and gamma <= 0:
+            # an ignored cell's target is 0 (a positive's cell is always kept), so a logit of IGNORED_LOGIT there
+            # gives it exactly 0 loss (softplus underflows) and 0 gradient (sigmoid - 0): the unmasked sums apply
+            xo.masked_fill_(~keep, IGNORED_LOGIT)
+            keep = None
         if keep is None:
             lobj = bce_sum(xo, tobj, pw, gamma, alpha) / tobj.numel()
         else:  # ignored cells add 0; the mean still runs over every cell (as darknet's ignore_thresh)
