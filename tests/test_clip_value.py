@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 import torch
 
 from tools import train
 from tools.training.clipping import clip_grad_value_counted
+from tools.training.config import TrainConfig
 from tools.training.ema import ModelEMA
 from tools.training.trainer import Trainer
 
@@ -31,7 +30,7 @@ def bare_trainer(clip_value: float, clip_norm: float) -> Trainer:
     tr.optimizer = torch.optim.SGD(tr.model.parameters(), lr=0.1)
     tr.scaler = torch.amp.GradScaler("cuda", enabled=False)
     tr.ema = ModelEMA(tr.model)
-    tr.opt = argparse.Namespace(clip_grad=clip_norm, clip_grad_value=clip_value)
+    tr.opt = TrainConfig(clip_grad=clip_norm, clip_grad_value=clip_value)
     tr.vclip = [0.0, 0]
     return tr
 
@@ -60,7 +59,6 @@ def test_step_bounds_every_gradient_element(clip_norm):
 
 
 def test_option_validated():
-    opt = train.parse_opt(["--clip-grad-value", "-1"])
     with pytest.raises(ValueError, match="--clip-grad-value"):
-        train.check_opt(opt, 1)
+        train.parse_opt(["--clip-grad-value", "-1"])
     assert train.parse_opt([]).clip_grad_value == 0.0

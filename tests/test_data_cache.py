@@ -57,18 +57,17 @@ def test_check_cache():
 
 
 def test_train_picks_ram_when_it_fits_and_says_so(demo_yaml, monkeypatch, capsys):
-    import argparse
-
     from data import cache as cache_mod
     from data.yaml_io import load_data_yaml
+    from tools.training.config import TrainConfig
     from tools.training.setup import build_datasets
 
     d = load_data_yaml(demo_yaml)
-    opt = argparse.Namespace(imgsz=64, seed=0, cache=None)
+    opt = TrainConfig(imgsz=64, seed=0, cache=None)
     train, val, _ = build_datasets(d, opt, {})
     assert "--cache ram:" in capsys.readouterr().out and train._ram is not None and val._ram is not None
     monkeypatch.setattr(cache_mod, "available_bytes", lambda: 1000)  # a machine without the memory
     train, _, _ = build_datasets(d, opt, {})
     assert "--cache off:" in capsys.readouterr().out and train._ram is None
-    train, _, _ = build_datasets(d, argparse.Namespace(imgsz=64, seed=0, cache=False), {})  # --no-cache
+    train, _, _ = build_datasets(d, TrainConfig(imgsz=64, seed=0, cache=False), {})  # --no-cache
     assert "--cache" not in capsys.readouterr().out and train._ram is None

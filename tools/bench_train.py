@@ -31,8 +31,9 @@ def measure(train_args: list[str], epochs: int, warmup: int) -> dict[str, float]
     import torch
 
     from tools.training import dist
+    from tools.training.config import check_world_size
     from tools.training.hyp import load_hyp
-    from tools.training.options import check_opt, parse_opt
+    from tools.training.options import parse_opt
     from tools.training.setup import select_device
     from tools.training.timing import StageTimer
     from tools.training.trainer import Trainer
@@ -40,7 +41,7 @@ def measure(train_args: list[str], epochs: int, warmup: int) -> dict[str, float]
     with tempfile.TemporaryDirectory() as tmp:
         opt = parse_opt([*train_args, "--project", tmp, "--name", "bench", "--epochs", str(warmup + epochs)])
         info = dist.from_env()
-        check_opt(opt, info.world_size)
+        check_world_size(opt, info.world_size)
         device = select_device(opt.device, info)
         trainer = Trainer(opt, load_hyp(opt.hyp), Path(tmp) / "bench", info, device)
         timer = StageTimer(device)

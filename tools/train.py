@@ -6,8 +6,8 @@ ultralytics yolov5's ``train.py``; ``torchrun --nproc_per_node N tools/train.py 
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,15 +16,17 @@ if __package__ in (None, ""):  # run as a script from a checkout: make models/, 
 
 from detloss.io import atomic_write  # noqa: E402
 from tools.training import dist  # noqa: E402
+from tools.training.config import TrainConfig, check_world_size  # noqa: E402
 from tools.training.hyp import check_hyp, load_hyp  # noqa: E402
-from tools.training.options import DEMO_DEFAULTS, OTHER_DEFAULTS, check_opt, parse_opt  # noqa: E402
+from tools.training.options import DEMO_DEFAULTS, OTHER_DEFAULTS, parse_opt  # noqa: E402
 from tools.training.runs import increment_path, latest_run  # noqa: E402
 
-__all__ = ["DEMO_DEFAULTS", "OTHER_DEFAULTS", "check_opt", "cli", "main", "parse_opt", "run"]
+__all__ = ["DEMO_DEFAULTS", "OTHER_DEFAULTS", "cli", "main", "parse_opt", "run"]
 
 
-def run(opt: argparse.Namespace) -> Path:
-    """Train; returns the run folder."""
+def run(opt: TrainConfig) -> Path:
+    """Train; returns the run folder. With ``opt.resume`` the run's settings are the checkpoint's, but for
+    ``device``, ``workers`` and ``dist_timeout`` (this machine's), taken from ``opt``."""
     import torch
 
     from tools.training.setup import select_device
@@ -37,24 +39,26 @@ def run(opt: argparse.Namespace) -> Path:
         last = Path(pointer.read_text().strip()) / "weights" / "last.pt"
         if last.is_file():
             print(f"torchrun restart {dist.restart_count()}: resuming {last}")
-            opt.resume = str(last)
+            opt = replace(opt, resume=str(last))
     if opt.resume:
-        from tools.training.resume import ResumeError, load_resume
+        from tools.training.resume import ResumeError, fail, load_resume
 
         try:
             last = latest_run(opt.project) if opt.resume is True else Path(opt.resume)
         except FileNotFoundError as e:
             raise ResumeError(str(e)) from e
         ckpt = load_resume(last)
-        keep = {"device": opt.device, "workers": opt.workers, "dist_timeout": opt.dist_timeout}
-        # options added since the checkpoint was written take their defaults
-        opt = argparse.Namespace(**{**vars(parse_opt([])), **ckpt["opt"], **keep, "resume": str(last)})
+        keep = {"device": opt.device, "workers": opt.workers, "dist_timeout": opt.dist_timeout, "resume": str(last)}
+        try:  # options added since the checkpoint was written take their defaults
+            opt = TrainConfig.from_dict({**ckpt["opt"], **keep}, source=f"checkpoint {last}")
+        except ValueError as e:
+            raise fail(last, f"checkpoint {str(last)!r}: its options are not valid: {e}") from e
         save_dir = last.parent.parent
         hyp = check_hyp(dict(ckpt["hyp"]), f"{last} hyp")
     else:
         hyp = load_hyp(opt.hyp)
         save_dir = increment_path(Path(opt.project) / opt.name, opt.exist_ok)
-    check_opt(opt, info.world_size)
+    check_world_size(opt, info.world_size)
     device = select_device(opt.device, info)
     dist.init(info, device, opt.dist_timeout)
     if info.enabled and opt.resume is False:  # every rank must agree on the run folder

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ from models.checkpoint import load_checkpoint
 from tools.inference.datasets import resolve_data
 from tools.inference.device import select_device as parse_device
 
+from .config import TrainConfig
 from .dist import DistInfo
 
 __all__ = ["TrainingError", "autoanchor", "build_datasets", "build_loss", "build_net", "resolve_data", "select_device"]
@@ -33,10 +33,10 @@ def select_device(spec: str, info: DistInfo) -> torch.device:
     return parse_device(spec, info.local_rank if info.enabled else None)
 
 
-def build_datasets(d: dict[str, Any], opt: argparse.Namespace, hyp: dict[str, float]) -> tuple[Any, Any, Any]:
+def build_datasets(d: dict[str, Any], opt: TrainConfig, hyp: dict[str, float]) -> tuple[Any, Any, Any]:
     train = build_dataset(d, "train", opt.imgsz, augment=True, hyp=hyp, seed=opt.seed)
     val = build_dataset(d, "val", opt.imgsz, augment=False)
-    cache = getattr(opt, "cache", None)
+    cache = opt.cache
     if cache is None:  # no --cache / --no-cache: RAM when the resized images fit (data.cache.auto_cache)
         need = sum(ram_bytes(ds.shapes.values, opt.imgsz) for ds in (train, val))
         cache = auto_cache(need)
@@ -49,7 +49,7 @@ def build_datasets(d: dict[str, Any], opt: argparse.Namespace, hyp: dict[str, fl
     return train, val, coco_gt_for(d, "val")
 
 
-def build_net(opt: argparse.Namespace, d: dict[str, Any]) -> torch.nn.Module:
+def build_net(opt: TrainConfig, d: dict[str, Any]) -> torch.nn.Module:
     """A fresh model of ``--cfg`` or one initialised from ``--weights`` (a detloss checkpoint)."""
     names = list(d["names"])
     if opt.weights:
@@ -67,7 +67,7 @@ def build_net(opt: argparse.Namespace, d: dict[str, Any]) -> torch.nn.Module:
     return model
 
 
-def build_loss(model: Any, opt: argparse.Namespace, hyp: dict[str, float], train_ds: Any) -> YoloLoss:
+def build_loss(model: Any, opt: TrainConfig, hyp: dict[str, float], train_ds: Any) -> YoloLoss:
     """yolov5's hyp scaling by levels, classes and image size, then ``YoloLoss`` from the model's anchors."""
     kw = model.loss_kwargs()
     nl = len(kw["strides"])
@@ -92,7 +92,7 @@ def build_loss(model: Any, opt: argparse.Namespace, hyp: dict[str, float], train
     return YoloLoss(**kw, config=cfg, class_prior=prior)
 
 
-def autoanchor(model: Any, train_ds: Any, hyp: dict[str, float], opt: argparse.Namespace, verbose: bool = True) -> bool:
+def autoanchor(model: Any, train_ds: Any, hyp: dict[str, float], opt: TrainConfig, verbose: bool = True) -> bool:
     """yolov5's autoanchor: check the best possible recall of the model's anchors on the training box shapes
     (at ``--imgsz``, ``anchor_t`` from the hyp) and, below 0.98, fit new ones (:mod:`detloss.autoanchor`).
     New anchors are written into the model's head (they travel in its checkpoints). Returns True if changed."""
