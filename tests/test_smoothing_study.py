@@ -94,6 +94,9 @@ def test_table_and_summary_json_from_hand_made_summaries(tmp_path):
     table = paths["table"].read_text()
     # eps 0.1 is 0.06 below eps 0 with a standard error of ~0.01: marked as beyond the seed noise
     assert "| eps 0.1 | 3 | 0.2500 +- 0.0100 *" in table and "| eps 0 | 3 | 0.3100 +- 0.0100 |" in table
+    # the overview (the README's table): the conditions side by side, the same noise screen
+    overview = table.split("### Overview", 1)[1].split("### By condition")[0]
+    assert "| eps 0.1 | 3 | 0.2500 +- 0.0100 * |" in overview and "| eps 0 + post-hoc | 3 |" in overview
     # the "why" table: trained rows only, with the analysis figures of the runs (column 7: wrong class >= 0.25)
     why = table.split("### Why", 1)[1]
     assert "post-hoc" not in why.split("Why:")[0]

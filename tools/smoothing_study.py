@@ -230,7 +230,25 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
         f"Post-hoc: {args.posthoc_method}, fitted on the held-out {args.holdout:g} of train (seed {args.split_seed}).",
         "Seeds vary only the training; the noise draw and the held-out split are fixed.",
     ]
-    return write_outputs(args.summaries, args.dataset, mine, args.command, list(SETTINGS), notes)
+    command = study_command(args, mine) if args.report_only else args.command
+    return write_outputs(args.summaries, args.dataset, mine, command, list(SETTINGS), notes)
+
+
+def study_command(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:
+    """The study command that trains what ``summaries`` hold (for tables rebuilt with ``--report-only``)."""
+    if not summaries:
+        return args.command
+    flags = summaries[0]["key"]["flags"]
+    settings = list(dict.fromkeys(d["key"]["setting"] for d in summaries))
+    seeds = 1 + max(int(d["key"]["seed"]) for d in summaries)
+    parts = ["python tools/smoothing_study.py", f"--seeds {seeds}", "--jobs 2"]
+    if args.dataset != "demo":
+        parts += ["--data <data.yaml>", f"--dataset {shlex.quote(args.dataset)}"]
+    parts.append("--settings " + shlex.quote(",".join(s for s in [*SETTINGS, POSTHOC] if s in settings or
+                                                      (s == POSTHOC and "eps 0" in settings))))  # fmt: skip
+    if flags.get("flip_map", "default") != "default":
+        parts.append(f"--flip-map {flags['flip_map']}")
+    return " ".join([*parts, "--", *(shlex.quote(a) for a in flags.get("train", []))])
 
 
 def main(argv: list[str] | None = None) -> Path:

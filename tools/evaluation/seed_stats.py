@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["METRICS", "exceeds_noise", "mean_std", "metric_tables", "plot_study", "study_table"]
+__all__ = ["METRICS", "exceeds_noise", "mean_cell", "mean_std", "metric_tables", "plot_study", "study_table"]
 
 # key in a run's metrics, column title, format, better direction (+1 higher, -1 lower, 0 neither)
 METRICS = (
@@ -48,7 +48,8 @@ def exceeds_noise(a: Sequence[float], b: Sequence[float]) -> bool:
     return abs(ma - mb) > 2 * se if se > 0 else ma != mb
 
 
-def _cell(values: Sequence[float], base: Sequence[float] | None, fmt: str) -> str:
+def mean_cell(values: Sequence[float], base: Sequence[float] | None, fmt: str) -> str:
+    """``mean +- std`` of ``values`` in ``fmt``, ``*`` when it differs from ``base`` beyond the seed noise."""
     m, s, n = mean_std(values)
     if n == 0:
         return "n/a"
@@ -75,7 +76,7 @@ def metric_tables(
             cells = []
             for key, _, fmt, _ in metrics:
                 ref = None if base is None or name == baseline else [r.get(key, float("nan")) for r in base]
-                cells.append(_cell([r.get(key, float("nan")) for r in seeds], ref, fmt))
+                cells.append(mean_cell([r.get(key, float("nan")) for r in seeds], ref, fmt))
             lines.append(f"| {name} | {len(seeds)} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines

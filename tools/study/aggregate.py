@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from detloss.io import atomic_write
-from tools.evaluation.seed_stats import mean_std, metric_tables, plot_study, study_table
+from tools.evaluation.seed_stats import mean_cell, mean_std, metric_tables, plot_study, study_table
 
-__all__ = ["POSTHOC_SUFFIX", "group_runs", "summary_rows", "write_outputs"]
+__all__ = ["POSTHOC_SUFFIX", "group_runs", "overview_table", "summary_rows", "write_outputs"]
 
 POSTHOC_SUFFIX = " + post-hoc"
 # summary.json row field -> (metric key, statistic)
@@ -86,6 +86,35 @@ def group_runs(summaries: list[dict[str, Any]], order: list[str] | None = None) 
     return runs
 
 
+# the overview's columns, one per condition each: (metric key, title, format)
+OVERVIEW = (
+    ("mAP50-95", "mAP50-95", "{:.4f}"),
+    ("D-ECE@0.25", "D-ECE >= 0.25", "{:.3f}"),
+    ("n@0.25", "n >= 0.25", "{:.0f}"),
+    ("LaECE@0.25", "LaECE >= 0.25", "{:.3f}"),
+    ("top1", "top-1", "{:.3f}"),
+)
+
+
+def overview_table(runs: dict[str, dict[str, list[dict]]], baseline: str = "eps 0") -> list[str]:
+    """Markdown lines: one row per setting, each :data:`OVERVIEW` metric for every condition side by side
+    (``*`` as in :func:`~tools.evaluation.seed_stats.metric_tables`; the README's table)."""
+    conds = list(runs)
+    names = list(dict.fromkeys(s for c in conds for s in runs[c]))
+    head = [f"{title} {c}" for _, title, _ in OVERVIEW for c in conds]
+    lines = ["| setting | seeds | " + " | ".join(head) + " |", "|---|---|" + "---|" * len(head)]
+    for name in names:
+        seeds = "/".join(str(len(runs[c].get(name, []))) for c in conds)
+        cells = []
+        for key, _, fmt in OVERVIEW:
+            for c in conds:
+                vals = [r.get(key, float("nan")) for r in runs[c].get(name, [])]
+                base = runs[c].get(baseline) if name != baseline else None
+                cells.append(mean_cell(vals, None if base is None else [r.get(key, float("nan")) for r in base], fmt))
+        lines.append(f"| {name} | {seeds} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def summary_rows(runs: dict[str, dict[str, list[dict]]]) -> list[dict[str, Any]]:
     """The ``summary.json`` rows: one per (setting, condition), mean and std over seeds (NaN -> null)."""
     rows = []
@@ -117,6 +146,8 @@ def write_outputs(
     out = {"summary": atomic_write(folder / "summary.json", json.dumps(doc, indent=1) + "\n")}
     baseline = "eps 0"
     text = study_table(runs, baseline, command, ["", *(notes or [])]) if runs else "No finished runs yet.\n"
+    if runs:
+        text = "\n".join(["### Overview", "", *overview_table(runs, baseline), "", "### By condition", "", text])
     trained = {c: {s: v for s, v in rows.items() if not s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
     if runs:
         text += "\n".join(["", "### Why", "", *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])
