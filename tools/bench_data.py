@@ -5,7 +5,9 @@ for each N, builds ``data.datasets.YoloDataset`` twice in fresh processes: cold 
 header and label file read) and warm (cache hit). Prints seconds and the process's peak resident memory
 (``VmHWM``) of each, and the training data path's images per second (augmented samples through a
 DataLoader with ``--workers`` workers, ``--batches`` batches of 16) at ``--small`` images and at N, the
-ratio between the two showing whether per-sample cost grows with the dataset.
+ratio between the two showing whether per-sample cost grows with the dataset. ``--step-rounds R`` also times
+the whole training step (data, ``yolov4-tiny-s`` forward, ``YoloLoss``, backward, SGD; one thread) on both
+sets, R alternated fresh processes each, and prints the medians and their ratio.
 
 ``--baseline DIR`` also builds each set of at most 20k images with the ``data`` package of another checkout
 (the reader before the verification cache: ``git archive 306d7b5 | tar -x -C DIR``), for the ratio.
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -136,6 +139,41 @@ for _ in range({batches}):
 print(json.dumps({{"img_s": 16 * {batches} / (time.perf_counter() - t0)}}))
 """
 
+STEP = """
+import json, statistics, sys, time, warnings
+sys.path.insert(0, {root!r})
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+from data.datasets import YoloDataset, collate_fn
+from detloss import split_ignore
+from models import build_model
+from tools.training.config import TrainConfig
+from tools.training.hyp import load_hyp
+from tools.training.setup import build_loss
+warnings.simplefilter("ignore")
+torch.set_num_threads(1)
+torch.manual_seed(0)
+ds = YoloDataset({src!r}, imgsz=320, augment=True, names=["a", "b", "c"], seed=0)
+g = torch.Generator().manual_seed(0)
+sampler = RandomSampler(ds, num_samples=16 * ({batches} + 2), generator=g)
+dl = DataLoader(ds, batch_size=16, sampler=sampler, num_workers={workers}, collate_fn=collate_fn)
+model = build_model("yolov4-tiny-s", 3, ["a", "b", "c"]).train()
+loss_fn = build_loss(model, TrainConfig(imgsz=320), load_hyp(None), ds)
+sgd = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+it = iter(dl)
+times = []
+for i in range({batches} + 2):  # the trainer's step: data, forward, loss, backward, optimizer
+    t0 = time.perf_counter()
+    imgs, targets, _, _ = next(it)
+    targets, ignore = split_ignore(targets)
+    loss, _ = loss_fn(model(imgs.float() / 255), targets, ignore)
+    sgd.zero_grad(set_to_none=True)
+    loss.backward()
+    sgd.step()
+    times.append(time.perf_counter() - t0)
+print(json.dumps({{"img_s": 16 / statistics.median(times[2:])}}))
+"""
+
 COCO_OURS = """
 import json, sys, time
 sys.path.insert(0, {root!r})
@@ -159,7 +197,9 @@ print(json.dumps({{"s": dt, "n": len(c.imgs), "rss_mb": peak_mb()}}))
 """
 
 
-def bench_yolo(root: Path, sizes: list[int], small: int, workers: int, batches: int, baseline: str | None) -> None:
+def bench_yolo(
+    root: Path, sizes: list[int], small: int, workers: int, batches: int, baseline: str | None, step_rounds: int = 0
+) -> None:
     images = generate(root, max(sizes))
     in_folder = len(os.listdir(images))  # an earlier, larger run may have left more: lists pick the first n
     base = _child(IMPORTS.format(root=str(ROOT)))["rss_mb"]
@@ -183,6 +223,17 @@ def bench_yolo(root: Path, sizes: list[int], small: int, workers: int, batches: 
         b = _child(SPEED.format(root=str(ROOT), src=big, workers=workers, batches=batches))
         print(f"data path img/s ({workers} workers, augmented, 320 px): {small} images {a['img_s']:.0f}, "
               f"{max(sizes)} images {b['img_s']:.0f} (ratio {b['img_s'] / a['img_s']:.2f})")  # fmt: skip
+    if step_rounds:
+        lst, big = str(subset_list(root, images, small)), str(images)
+        runs: dict[str, list[float]] = {lst: [], big: []}
+        for r in range(step_rounds):  # alternated, the order swapped each round: a load change hits both alike
+            for src in (lst, big) if r % 2 == 0 else (big, lst):
+                code = STEP.format(root=str(ROOT), src=src, workers=workers, batches=batches)
+                runs[src].append(_child(code)["img_s"])
+        a, b = statistics.median(runs[lst]), statistics.median(runs[big])
+        print(f"training step img/s (yolov4-tiny-s, 320 px, batch 16, 1 thread, {workers} workers, median of "
+              f"{step_rounds} runs of {batches} steps each): {small} images {a:.1f}, {max(sizes)} images {b:.1f} "
+              f"(ratio {b / a:.3f})")  # fmt: skip
 
 
 def generate_coco(path: Path, n_images: int, n_anns: int, seed: int = 0) -> Path:
@@ -234,6 +285,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--baseline", default=None,
                    help=f"another checkout built the same way (sets of <= {BASELINE_MAX} images)")  # fmt: skip
     p.add_argument("--generate-only", action="store_true", help="only generate the images")
+    p.add_argument("--step-rounds", type=int, default=0,
+                   help="also time the training step (data + model + loss + optimizer) on the small and the "
+                        "largest set, this many alternated runs each (0: skip)")  # fmt: skip
     args = p.parse_args(argv)
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
@@ -242,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.coco:
         bench_coco(root, *args.coco)
     else:
-        bench_yolo(root, sorted(args.n), args.small, args.workers, args.batches, args.baseline)
+        bench_yolo(root, sorted(args.n), args.small, args.workers, args.batches, args.baseline, args.step_rounds)
 
 
 if __name__ == "__main__":
