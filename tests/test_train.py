@@ -176,6 +176,12 @@ def test_bad_options(tiny_data, tmp_path):
         train.main(["--resume", "--project", str(tmp_path / "nothing")])
 
 
+def test_bad_option_on_the_command_line_is_one_line_exit_2(capsys):
+    assert train.cli(["--epochs", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err == "train.py: error: --epochs must be an int >= 1, got 0\n"  # no traceback, nothing trained
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -98,16 +98,21 @@ def main(argv: list[str] | None = None) -> Path:
 def cli(argv: list[str] | None = None) -> int:
     """The command line: the exit status, with a one-line message instead of a traceback for the known ends.
 
-    0 done; 2 a checkpoint that cannot be resumed (``--resume``); 1 training stopped by a fault (a failing
-    checkpoint write, too many non-finite losses, a lost DDP peer); 128 + signal (143 SIGTERM, 130 SIGINT)
-    stopped on a signal after writing a resumable ``last.pt``.
+    0 done; 2 a bad flag value (as argparse) or a checkpoint that cannot be resumed (``--resume``); 1 training
+    stopped by a fault (a failing checkpoint write, too many non-finite losses, a lost DDP peer); 128 + signal
+    (143 SIGTERM, 130 SIGINT) stopped on a signal after writing a resumable ``last.pt``.
     """
     from tools.training.preempt import Stopped
     from tools.training.resume import ResumeError
     from tools.training.setup import TrainingError
 
     try:
-        main(argv)
+        opt = parse_opt(argv)
+    except ValueError as e:  # a value argparse accepts but the config does not: the same one-line form
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
+    try:
+        run(opt)
     except Stopped as e:
         print(str(e), file=sys.stderr)
         return e.code
