@@ -244,8 +244,7 @@ def study_command(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> 
     parts = ["python tools/smoothing_study.py", f"--seeds {seeds}", "--jobs 2"]
     if args.dataset != "demo":
         parts += ["--data <data.yaml>", f"--dataset {shlex.quote(args.dataset)}"]
-    parts.append("--settings " + shlex.quote(",".join(s for s in [*SETTINGS, POSTHOC] if s in settings or
-                                                      (s == POSTHOC and "eps 0" in settings))))  # fmt: skip
+    parts.append("--settings " + shlex.quote(",".join(s for s in SETTINGS if s in settings)))  # post-hoc rows: always
     if flags.get("flip_map", "default") != "default":
         parts.append(f"--flip-map {flags['flip_map']}")
     return " ".join([*parts, "--", *(shlex.quote(a) for a in flags.get("train", []))])

@@ -145,12 +145,12 @@ def write_outputs(
     doc = {"dataset": dataset, "regime": {"train_flags": regime, "command": command}, "rows": summary_rows(runs)}
     out = {"summary": atomic_write(folder / "summary.json", json.dumps(doc, indent=1) + "\n")}
     baseline = "eps 0"
-    text = study_table(runs, baseline, command, ["", *(notes or [])]) if runs else "No finished runs yet.\n"
+    text = "No finished runs yet.\n"
     if runs:
-        text = "\n".join(["### Overview", "", *overview_table(runs, baseline), "", "### By condition", "", text])
-    trained = {c: {s: v for s, v in rows.items() if not s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
-    if runs:
-        text += "\n".join(["", "### Why", "", *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])
+        trained = {c: {s: v for s, v in rows.items() if not s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
+        text = "\n".join(["### Overview", "", *overview_table(runs, baseline), "", "### By condition", "",
+                          study_table(runs, baseline, command, ["", *(notes or [])]), "### Why", "",
+                          *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])  # fmt: skip
     out["table"] = atomic_write(folder / "study.md", text)
     if runs:
         out["plot"] = plot_study(runs, folder / "study.png")
