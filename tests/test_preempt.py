@@ -118,6 +118,37 @@ def test_signal_at_the_epoch_boundary_then_resume_equals_the_uninterrupted_run(r
     assert_same_run(reference, run)
 
 
+def test_study_job_resumes_a_stopped_run_and_trains_another_training_anew(reference, tiny_data, tmp_path,
+                                                                          monkeypatch):  # fmt: skip
+    """A study run killed part-way (here stopped after epoch 0) goes on from its ``last.pt`` and ends equal to the
+    uninterrupted run; a checkpoint of other flags is not taken for it; a finished one is not trained again."""
+    from tools.study.job import checkpoint_state, train_run
+
+    argv = args(tiny_data, tmp_path, *FLAGS, "--name", "run", "--exist-ok")
+    run = tmp_path / "run"
+    assert checkpoint_state(run, argv) == ("fresh", None)
+    real_write = CheckpointSaver.write
+
+    def write(self, model, extra, best=False):
+        if extra["epoch"] == 0 and extra["progress"] is None:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_write(self, model, extra, best)
+
+    monkeypatch.setattr(CheckpointSaver, "write", write)
+    assert train.cli(argv) == 143
+    monkeypatch.undo()
+    last = run / "weights" / "last.pt"
+    assert checkpoint_state(run, argv) == ("resumable", last)
+    assert checkpoint_state(run, [*argv, "--label-smoothing", "0.1"]) == ("fresh", None)
+    assert checkpoint_state(run, [*argv, "--workers", "1", "--device", "cpu"]) == ("resumable", last)
+    assert train_run(run, argv) == "resumable"
+    assert "resuming from epoch 1 of 2" in (run / "train.log").read_text()  # went on, not trained again
+    assert_same_run(reference, run)
+    assert checkpoint_state(run, argv) == ("finished", last)
+    stamp = last.stat().st_mtime_ns
+    assert train_run(run, argv) == "finished" and last.stat().st_mtime_ns == stamp
+
+
 def test_save_period_steps_writes_mid_epoch_checkpoints(tiny_data, tmp_path, monkeypatch):
     seen = []
     real_write = CheckpointSaver.write
