@@ -3,7 +3,8 @@ one file instead of every image header and label file.
 
 Where (yolov5 ``LoadImagesAndLabels``): beside a ``.txt`` image list as ``<list>.cache``, else beside the
 labels folder of the first image (``labels/train2017`` -> ``labels/train2017.cache``); when that folder is
-read-only, under the detloss cache folder (:func:`cache_root`) in ``index/``.
+read-only, under the detloss cache folder (:func:`cache_root`) in ``index/``, which keeps the
+:data:`KEEP_FALLBACK` most recently written files (:func:`prune_fallback`).
 
 What: the verification result (:class:`data.verify.Verified`: keep flags, shapes, labels as one array plus
 offsets, the report's counts and issues) and a hash of every image and label path with its size and
@@ -37,6 +38,9 @@ from .verify import Verified
 MAGIC = "detloss verification cache"
 VERSION = 1
 SUFFIX = ".cache"
+# The fallback folder holds one file per dataset path (COCO JSON sources, read-only label folders); temporary
+# datasets would otherwise fill it without end: past this many files the least recently written go.
+KEEP_FALLBACK = 256
 
 
 def cache_path(source: object, label_files: list[str]) -> Path:
@@ -112,10 +116,30 @@ def save(path: Path, result: Verified, hash_: str) -> Path | None:
              report=np.array(json.dumps(meta)))  # fmt: skip
     for target in (path, fallback_path(path)):
         try:
-            return atomic_write(target, buf.getvalue())
+            written = atomic_write(target, buf.getvalue())
         except OSError:
             continue
+        if written.parent == fallback_path(path).parent:  # the shared folder (COCO JSON sources always)
+            prune_fallback(written.parent)
+        return written
     return None
+
+
+def prune_fallback(folder: Path, keep: int | None = None) -> int:
+    """Delete all but the ``keep`` (default :data:`KEEP_FALLBACK`) most recently written ``*.cache`` files in
+    ``folder``; returns how many went.
+
+    A deleted cache only costs its dataset one verification pass at its next start (it is rebuilt)."""
+    files = []
+    for f in folder.glob(f"*{SUFFIX}"):
+        try:
+            files.append((f.stat().st_mtime_ns, f))
+        except OSError:  # removed by another process meanwhile
+            continue
+    old = sorted(files, reverse=True)[KEEP_FALLBACK if keep is None else keep :]
+    for _, f in old:
+        f.unlink(missing_ok=True)
+    return len(old)
 
 
 def cached_verify(primary: Path, hash_: str, verify: Callable[[], Verified], source: str) -> Verified:

@@ -113,6 +113,33 @@ def test_read_only_labels_folder_caches_under_the_detloss_cache(tmp_path, capsys
     assert "cache found: 6 images" in out and str(tmp_path / "dc") in out
 
 
+def test_fallback_cache_folder_keeps_the_most_recent_files(tmp_path, capsys, monkeypatch):
+    """Temporary datasets (one fallback file per path) do not fill the detloss cache without end."""
+    monkeypatch.setenv("DETLOSS_CACHE", str(tmp_path / "dc"))
+    index = tmp_path / "dc" / "index"
+    index.mkdir(parents=True)
+    for k in range(5):
+        (index / f"old{k}.cache").write_bytes(b"x")
+        os.utime(index / f"old{k}.cache", ns=(10**9 * (k + 1),) * 2)
+    (index / "notes.txt").write_text("kept: not a cache")
+    monkeypatch.setattr(index_cache, "KEEP_FALLBACK", 3)
+    src = make_split(tmp_path / "ds")
+    real = index_cache.atomic_write
+
+    def refuse_beside_labels(path, data):
+        if str(path).startswith(str(tmp_path / "ds")):
+            raise PermissionError(13, "read-only", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(index_cache, "atomic_write", refuse_beside_labels)
+    build(src, capsys)
+    left = sorted(p.name for p in index.iterdir())
+    assert left == ["notes.txt", "old3.cache", "old4.cache", *[p.name for p in index.glob("train-*.cache")]]
+    assert len(left) == 4  # the new cache and the two newest old ones
+    _, out = build(src, capsys)
+    assert "cache found: 6 images" in out
+
+
 def test_labels_of_a_linked_images_folder_are_the_datasets_own(tmp_path, capsys):
     other = tmp_path / "other"
     make_split(other)  # its labels: class k % 2, width 0.(k+1)
