@@ -154,3 +154,42 @@ def test_summaries_folder_is_not_git_ignored():
     paths = ["docs/study/demo/runs/clean-eps0-s0.json", "docs/study/digits/runs/noisy-eps0.1-s2.json", "runs/train/x"]
     out = subprocess.run(["git", "check-ignore", *paths], cwd=root, capture_output=True, text=True).stdout.split()
     assert out == ["runs/train/x"]
+
+
+def test_readme_block_is_replaced_between_its_markers_only(tmp_path):
+    from tools.study.readme import block, markers, sync_readme
+
+    start, end = markers("demo")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\nbefore\n{start}\n| old |\n{end}\nafter\n")
+    assert sync_readme(readme, "demo", ["| a |", "|---|", "| 1 |"])
+    assert readme.read_text() == f"# x\n\nbefore\n{start}\n| a |\n|---|\n| 1 |\n{end}\nafter\n"
+    assert not sync_readme(readme, "demo", ["| a |", "|---|", "| 1 |"])  # unchanged: not rewritten
+    assert not sync_readme(readme, "digits", ["| b |"]) and block(readme.read_text(), "digits") is None
+    readme.write_text(f"{start}\n| old |\n")
+    with pytest.raises(ValueError, match="no closing"):
+        sync_readme(readme, "demo", ["| a |"])
+
+
+def test_readme_study_tables_are_the_committed_summaries():
+    """The README's study tables are what the committed summary files give (rebuild: --report-only)."""
+    from pathlib import Path
+
+    from tools.study.readme import block
+
+    root = Path(smoothing_study.__file__).resolve().parents[1]
+    text = (root / "README.md").read_text(encoding="utf-8")
+    checked = 0
+    for folder in sorted((root / "docs" / "study").iterdir()):
+        shown = block(text, folder.name)
+        if shown is None:
+            continue
+        summaries, bad = scan(folder / "runs")
+        assert not bad, [b.path for b in bad]
+        mine = [d for d in summaries if d["key"]["dataset"] == folder.name]
+        table = smoothing_study.overview_table(group_runs(mine, list(smoothing_study.SETTINGS)))
+        assert shown == table, f"README's {folder.name} table is stale: python tools/smoothing_study.py --report-only"
+        rows = json.loads((folder / "summary.json").read_text())["rows"]
+        assert rows == json.loads(json.dumps(summary_rows(group_runs(mine, list(smoothing_study.SETTINGS)))))
+        checked += 1
+    assert checked >= 1

@@ -25,7 +25,9 @@ one process (:mod:`tools.study.job`): train, evaluate the final weights on the v
 exists with the same hash (setting, condition, seed and every flag) is skipped, so summaries committed on one
 machine count on another; a corrupt or foreign summary is reported and the run redone. The tables
 (``study.md``), ``summary.json`` and ``study.png`` in ``<summaries>`` are rebuilt from the summary files alone
-(:mod:`tools.study.aggregate`); ``--report-only`` does only that.
+(:mod:`tools.study.aggregate`); ``--report-only`` does only that. When the summaries are the checkout's own
+(``docs/study/<dataset>``), the README's table of that dataset is rebuilt too (:mod:`tools.study.readme`).
+A run stopped part-way (killed, preempted) goes on from its ``last.pt`` when the study is started again.
 
 ``--jobs N`` runs N runs at a time, each with ``cpu_count // N`` threads; on 2 CPU cores ``--jobs 2`` with
 ``--workers 1`` after ``--`` finishes about 1.5 to 2 times sooner than one run at a time.
@@ -50,7 +52,8 @@ from data.label_noise import flip_labels, lookalike_map, parse_flip_map, write_y
 from data.split import holdout_split  # noqa: E402
 from detloss.io import atomic_write  # noqa: E402
 from tools.evaluation.calibrators import METHODS  # noqa: E402
-from tools.study.aggregate import write_outputs  # noqa: E402
+from tools.study.aggregate import group_runs, overview_table, write_outputs  # noqa: E402
+from tools.study.readme import sync_readme  # noqa: E402
 from tools.study.summaries import RunKey, read_summary, scan  # noqa: E402
 from tools.training.jobs import default_threads, run_parallel  # noqa: E402
 
@@ -231,7 +234,12 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
         "Seeds vary only the training; the noise draw and the held-out split are fixed.",
     ]
     command = study_command(args, mine) if args.report_only else args.command
-    return write_outputs(args.summaries, args.dataset, mine, command, list(SETTINGS), notes)
+    paths = write_outputs(args.summaries, args.dataset, mine, command, list(SETTINGS), notes)
+    if args.summaries.resolve() == (ROOT / "docs" / "study" / args.dataset).resolve() and mine:
+        readme = ROOT / "README.md"  # the checkout's own study: its README table follows the summaries
+        if sync_readme(readme, args.dataset, overview_table(group_runs(mine, list(SETTINGS)))):
+            paths["readme"] = readme
+    return paths
 
 
 def study_command(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:
