@@ -32,6 +32,18 @@ def make_split(root, n=6, size=(30, 40), labels=True):
     return root / "images" / "train"
 
 
+def read_only(monkeypatch, folder):
+    """Cache writes under ``folder`` fail as on a read-only mount (the fallback folder is not affected)."""
+    real = index_cache.atomic_write
+
+    def refuse(path, data):
+        if str(path).startswith(str(folder)):
+            raise PermissionError(13, "read-only", str(path))
+        return real(path, data)
+
+    monkeypatch.setattr(index_cache, "atomic_write", refuse)
+
+
 def build(src, capsys, **kw):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DatasetWarning)
@@ -98,14 +110,7 @@ def test_corrupt_or_foreign_cache_is_reported_and_rebuilt(tmp_path, capsys, dama
 def test_read_only_labels_folder_caches_under_the_detloss_cache(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DETLOSS_CACHE", str(tmp_path / "dc"))
     src = make_split(tmp_path / "ds")
-    real = index_cache.atomic_write
-
-    def refuse_beside_labels(path, data):
-        if str(path).startswith(str(tmp_path / "ds")):
-            raise PermissionError(13, "read-only", str(path))
-        return real(path, data)
-
-    monkeypatch.setattr(index_cache, "atomic_write", refuse_beside_labels)
+    read_only(monkeypatch, tmp_path / "ds")
     build(src, capsys)
     assert not (tmp_path / "ds" / "labels" / "train.cache").exists()
     assert len(list((tmp_path / "dc" / "index").glob("train-*.cache"))) == 1
@@ -124,14 +129,7 @@ def test_fallback_cache_folder_keeps_the_most_recent_files(tmp_path, capsys, mon
     (index / "notes.txt").write_text("kept: not a cache")
     monkeypatch.setattr(index_cache, "KEEP_FALLBACK", 3)
     src = make_split(tmp_path / "ds")
-    real = index_cache.atomic_write
-
-    def refuse_beside_labels(path, data):
-        if str(path).startswith(str(tmp_path / "ds")):
-            raise PermissionError(13, "read-only", str(path))
-        return real(path, data)
-
-    monkeypatch.setattr(index_cache, "atomic_write", refuse_beside_labels)
+    read_only(monkeypatch, tmp_path / "ds")
     build(src, capsys)
     left = sorted(p.name for p in index.iterdir())
     assert left == ["notes.txt", "old3.cache", "old4.cache", *[p.name for p in index.glob("train-*.cache")]]

@@ -62,6 +62,18 @@ def assert_same_run(a: Path, b: Path) -> None:
         assert {k: v for k, v in x.items() if k != "time"} == {k: v for k, v in y.items() if k != "time"}
 
 
+def signal_at_epoch_0_end(monkeypatch, sig: int) -> None:
+    """Send ``sig`` to this process while epoch 0's end-of-epoch checkpoint is written."""
+    real_write = CheckpointSaver.write
+
+    def write(self, model, extra, best=False):
+        if extra["epoch"] == 0 and extra["progress"] is None:
+            os.kill(os.getpid(), sig)
+        return real_write(self, model, extra, best)
+
+    monkeypatch.setattr(CheckpointSaver, "write", write)
+
+
 def test_sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run(reference, tiny_data, tmp_path, monkeypatch,
                                                                      capsys):  # fmt: skip
     """A real SIGTERM to this process after the first step of epoch 1, a second one while the stop checkpoint
@@ -100,14 +112,7 @@ def test_sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run(reference, t
 def test_signal_at_the_epoch_boundary_then_resume_equals_the_uninterrupted_run(reference, tiny_data, tmp_path,
                                                                                monkeypatch, capsys):  # fmt: skip
     """SIGINT while epoch 0's checkpoint is written (after the epoch's last step): the run stops after epoch 0."""
-    real_write = CheckpointSaver.write
-
-    def write(self, model, extra, best=False):
-        if extra["epoch"] == 0 and extra["progress"] is None:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_write(self, model, extra, best)
-
-    monkeypatch.setattr(CheckpointSaver, "write", write)
+    signal_at_epoch_0_end(monkeypatch, signal.SIGINT)
     assert train.cli(args(tiny_data, tmp_path, *FLAGS)) == 130
     monkeypatch.undo()
     run = tmp_path / "exp"
@@ -127,14 +132,7 @@ def test_study_job_resumes_a_stopped_run_and_trains_another_training_anew(refere
     argv = args(tiny_data, tmp_path, *FLAGS, "--name", "run", "--exist-ok")
     run = tmp_path / "run"
     assert checkpoint_state(run, argv) == ("fresh", None)
-    real_write = CheckpointSaver.write
-
-    def write(self, model, extra, best=False):
-        if extra["epoch"] == 0 and extra["progress"] is None:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_write(self, model, extra, best)
-
-    monkeypatch.setattr(CheckpointSaver, "write", write)
+    signal_at_epoch_0_end(monkeypatch, signal.SIGTERM)
     assert train.cli(argv) == 143
     monkeypatch.undo()
     last = run / "weights" / "last.pt"
