@@ -75,7 +75,8 @@ def test_table_and_summary_json_from_hand_made_summaries(tmp_path):
         for seed, m in enumerate(maps):
             key = RunKey("demo", "clean", setting, seed, {"train": ["--epochs", "22"]})
             analysis = {"wrong_class@0.25": 0.1 + m, "mAP50-95 class-agnostic": 0.5}
-            write_summary(runs, key, _metrics(m), posthoc={**_metrics(m), "D-ECE@0.25": 0.05, "top1": 0.0},
+            post = m - 0.06 if setting == "eps 0" else m  # calibrated eps 0 level with eps 0.1: no '*' after post-hoc
+            write_summary(runs, key, _metrics(m), posthoc={**_metrics(post), "D-ECE@0.25": 0.05, "top1": 0.0},
                           analysis=analysis)  # fmt: skip
     docs, bad = scan(runs)
     assert len(docs) == 6 and not bad
@@ -97,6 +98,12 @@ def test_table_and_summary_json_from_hand_made_summaries(tmp_path):
     # the overview (the README's table): the conditions side by side, the same noise screen
     overview = table.split("### Overview", 1)[1].split("### By condition")[0]
     assert "| eps 0.1 | 3 | 0.2500 +- 0.0100 * |" in overview and "| eps 0 + post-hoc | 3 |" in overview
+    # after post-hoc calibration: calibrated rows only, each against eps 0 + post-hoc (not the raw eps 0)
+    post = table.split("### After post-hoc calibration", 1)[1].split("### Why")[0]
+    assert "| eps 0 + post-hoc | 3 | 0.2500 +- 0.0100 |" in post
+    assert "| eps 0.1 + post-hoc | 3 | 0.2500 +- 0.0100 |" in post
+    assert "| eps 0.1 + post-hoc | 3 | 0.2500 +- 0.0100 * |" in overview  # there: against the raw eps 0
+    assert "| eps 0 | " not in post and "| eps 0.1 | " not in post
     # the "why" table: trained rows only, with the analysis figures of the runs (column 7: wrong class >= 0.25)
     why = table.split("### Why", 1)[1]
     assert "post-hoc" not in why.split("Why:")[0]

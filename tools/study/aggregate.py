@@ -56,6 +56,11 @@ WHY_LEGEND = (
     "class-agnostic = mAP of those boxes with every class merged (finding objects, whatever their class)."
 )
 
+POSTHOC_LEGEND = (
+    "Does training with smoothing still help once a calibrator is fitted? Every trained setting with its post-hoc "
+    "calibrator, `*` against `eps 0 + post-hoc` (the free baseline) instead of `eps 0`."
+)
+
 
 def _value(v: Any) -> float:
     return float("nan") if v is None else float(v)
@@ -148,9 +153,11 @@ def write_outputs(
     text = "No finished runs yet.\n"
     if runs:
         trained = {c: {s: v for s, v in rows.items() if not s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
+        calibrated = {c: {s: v for s, v in rows.items() if s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
         text = "\n".join(["### Overview", "", *overview_table(runs, baseline), "", "### By condition", "",
-                          study_table(runs, baseline, command, ["", *(notes or [])]), "### Why", "",
-                          *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])  # fmt: skip
+                          study_table(runs, baseline, command, ["", *(notes or [])]), "### After post-hoc calibration",
+                          "", POSTHOC_LEGEND, "", *metric_tables(calibrated, baseline + POSTHOC_SUFFIX),
+                          "### Why", "", *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])  # fmt: skip
     out["table"] = atomic_write(folder / "study.md", text)
     if runs:
         out["plot"] = plot_study(runs, folder / "study.png")
