@@ -8,7 +8,7 @@ import json
 import pytest
 
 from tools import smoothing_study
-from tools.study.aggregate import group_runs, summary_rows, write_outputs
+from tools.study.aggregate import group_runs, overview_table, summary_rows, write_outputs
 from tools.study.summaries import REQUIRED_METRICS, RunKey, read_summary, scan, write_summary
 
 
@@ -194,7 +194,7 @@ def test_readme_study_tables_are_the_committed_summaries():
         summaries, bad = scan(folder / "runs")
         assert not bad, [b.path for b in bad]
         mine = [d for d in summaries if d["key"]["dataset"] == folder.name]
-        table = smoothing_study.overview_table(group_runs(mine, list(smoothing_study.SETTINGS)))
+        table = overview_table(group_runs(mine, list(smoothing_study.SETTINGS)))
         assert shown == table, f"README's {folder.name} table is stale: python tools/smoothing_study.py --report-only"
         rows = json.loads((folder / "summary.json").read_text())["rows"]
         assert rows == json.loads(json.dumps(summary_rows(group_runs(mine, list(smoothing_study.SETTINGS)))))

@@ -52,8 +52,7 @@ from data.label_noise import flip_labels, lookalike_map, parse_flip_map, write_y
 from data.split import holdout_split  # noqa: E402
 from detloss.io import atomic_write  # noqa: E402
 from tools.evaluation.calibrators import METHODS  # noqa: E402
-from tools.study.aggregate import group_runs, overview_table, write_outputs  # noqa: E402
-from tools.study.readme import sync_readme  # noqa: E402
+from tools.study.aggregate import write_outputs  # noqa: E402
 from tools.study.summaries import RunKey, read_summary, scan  # noqa: E402
 from tools.training.jobs import default_threads, run_parallel  # noqa: E402
 
@@ -234,12 +233,9 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
         "Seeds vary only the training; the noise draw and the held-out split are fixed.",
     ]
     command = study_command(args, mine) if args.report_only else args.command
-    paths = write_outputs(args.summaries, args.dataset, mine, command, list(SETTINGS), notes)
-    if args.summaries.resolve() == (ROOT / "docs" / "study" / args.dataset).resolve() and mine:
-        readme = ROOT / "README.md"  # the checkout's own study: its README table follows the summaries
-        if sync_readme(readme, args.dataset, overview_table(group_runs(mine, list(SETTINGS)))):
-            paths["readme"] = readme
-    return paths
+    own = args.summaries.resolve() == (ROOT / "docs" / "study" / args.dataset).resolve()
+    readme = ROOT / "README.md" if own else None  # the checkout's own study: its README table follows the summaries
+    return write_outputs(args.summaries, args.dataset, mine, command, list(SETTINGS), notes, readme)
 
 
 def study_command(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:

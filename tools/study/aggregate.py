@@ -15,6 +15,8 @@ from typing import Any
 from detloss.io import atomic_write
 from tools.evaluation.seed_stats import mean_cell, mean_std, metric_tables, plot_study, study_table
 
+from .readme import sync_readme
+
 __all__ = ["POSTHOC_SUFFIX", "group_runs", "overview_table", "summary_rows", "write_outputs"]
 
 POSTHOC_SUFFIX = " + post-hoc"
@@ -141,8 +143,10 @@ def write_outputs(
     command: str,
     order: list[str] | None = None,
     notes: list[str] | None = None,
+    readme: Path | None = None,
 ) -> dict[str, Path]:
-    """``summary.json``, ``study.md`` and ``study.png`` in ``folder`` from ``summaries``; returns their paths."""
+    """``summary.json``, ``study.md`` and ``study.png`` in ``folder`` from ``summaries``; returns their paths.
+    With ``readme``, its table of ``dataset`` (:mod:`tools.study.readme`) becomes the overview too."""
     folder = Path(folder)
     runs = group_runs(summaries, order)
     regimes = {json.dumps(d["key"]["flags"].get("train", []), sort_keys=True) for d in summaries}
@@ -161,4 +165,6 @@ def write_outputs(
     out["table"] = atomic_write(folder / "study.md", text)
     if runs:
         out["plot"] = plot_study(runs, folder / "study.png")
+        if readme is not None and sync_readme(readme, dataset, overview_table(runs, baseline)):
+            out["readme"] = readme
     return out
