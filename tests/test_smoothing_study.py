@@ -3,6 +3,7 @@ miniature study end to end (1 setting + post-hoc x 2 seeds, 64 px, 1 epoch)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from tools import smoothing_study
 from tools.study.aggregate import group_runs, overview_table, summary_rows, write_outputs
 from tools.study.summaries import REQUIRED_METRICS, RunKey, read_summary, scan, write_summary
+from tools.training.config import TrainConfig
 
 
 def _metrics(m: float, top1: float = 0.6) -> dict:
@@ -66,6 +68,25 @@ def test_pending_skips_runs_with_a_matching_summary(tmp_path):
     args2, extra2 = smoothing_study.parse(["--settings", "eps 0,eps 0.1", "--conditions", "clean", "--seeds", "2",
                                            "--summaries", str(tmp_path), "--", "--epochs", "4"])  # fmt: skip
     assert len(smoothing_study.pending(args2, extra2)) == 4
+
+
+def test_the_class_gain_rule_is_keyed_by_value(tmp_path):
+    """Runs keyed before --cls-scaling existed trained with yolov5's rule: naming that rule keeps their hash
+    (the flag text is not part of the key), another rule gets a new hash, and the report names the rule."""
+    def key(*train):
+        args, extra = smoothing_study.parse(["--summaries", str(tmp_path), "--", "--epochs", "3", *train])
+        return smoothing_study.run_key(args, extra, "clean", "eps 0", 0)
+
+    old = RunKey("demo", "clean", "eps 0", 0, {**key("--cls-scaling", "yolov5").flags, "train": ["--epochs", "3"]})
+    assert key("--cls-scaling", "yolov5") == old and key("--cls-scaling=yolov5") == old
+    sqrt = key("--cls-scaling", "sqrt")
+    assert sqrt.digest() != old.digest() and sqrt.flags["cls_scaling"] == "sqrt"
+    assert sqrt.flags["train"] == ["--epochs", "3"] and key("--cls-scaling=sqrt") == sqrt
+    assert (key().digest() == old.digest()) == (TrainConfig().cls_scaling == "yolov5")  # the default by value
+    args, _ = smoothing_study.parse(["--summaries", str(tmp_path), "--", "--epochs", "3"])
+    for k, rule in ((old, "yolov5"), (sqrt, "sqrt")):
+        cmd = smoothing_study.study_command(args, [{"key": dataclasses.asdict(k)}])
+        assert cmd.endswith(f"-- --epochs 3 --cls-scaling {rule}"), cmd
 
 
 def test_table_and_summary_json_from_hand_made_summaries(tmp_path):

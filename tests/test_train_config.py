@@ -12,7 +12,7 @@ from builders import make_trainer
 
 from models.checkpoint import load_checkpoint, write_checkpoint
 from tools import train
-from tools.training.config import DEMO_DEFAULTS, OTHER_DEFAULTS, TrainConfig, check_world_size
+from tools.training.config import BEFORE_ITS_FLAG, DEMO_DEFAULTS, OTHER_DEFAULTS, TrainConfig, check_world_size
 from tools.training.options import build_parser, parse_opt
 
 
@@ -109,6 +109,18 @@ def test_an_older_or_newer_checkpoint_dict(capsys):
     assert "checkpoint x.pt: ignoring option(s) this version does not have: quad, rect" in capsys.readouterr().out
     with pytest.raises(ValueError, match="--imgsz"):
         TrainConfig.from_dict({**stored, "imgsz": 65})
+
+
+def test_an_option_whose_default_changed_keeps_the_old_behaviour_in_old_checkpoints():
+    """--cls-scaling came after runs that trained with yolov5's rule: their checkpoints resume with it."""
+    stored = dataclasses.asdict(TrainConfig(epochs=5))
+    del stored["cls_scaling"]
+    assert set(BEFORE_ITS_FLAG) <= {f.name for f in dataclasses.fields(TrainConfig)}
+    assert TrainConfig.from_dict(stored).cls_scaling == "yolov5"
+    assert TrainConfig.from_dict({**stored, "cls_scaling": "sqrt"}).cls_scaling == "sqrt"
+    assert parse_opt(["--cls-scaling", "sqrt"]).cls_scaling == "sqrt"
+    with pytest.raises(ValueError, match="--cls-scaling"):
+        TrainConfig(cls_scaling="linear")
 
 
 def test_resume_an_older_checkpoint(tiny_data, tmp_path, capsys):

@@ -21,16 +21,21 @@ from dataclasses import dataclass, fields
 from typing import Any, get_args, get_type_hints
 
 from detloss.checks import check_choice, check_eps, check_int, check_number
-from detloss.config import SMOOTHING_KINDS
+from detloss.config import CLS_SCALINGS, SMOOTHING_KINDS
 from models import MODEL_CFGS
 
 from .optim import CHOICES
 
-__all__ = ["CACHE_MODES", "DEMO_DEFAULTS", "OTHER_DEFAULTS", "TrainConfig", "check_world_size", "flag"]
+__all__ = [
+    "BEFORE_ITS_FLAG", "CACHE_MODES", "DEMO_DEFAULTS", "OTHER_DEFAULTS", "TrainConfig", "check_world_size", "flag",
+]  # fmt: skip
 
 # the demo setting: tuned so the default command finishes in about 10 minutes on 2 CPU cores
 DEMO_DEFAULTS: dict[str, Any] = {"imgsz": 256, "epochs": 22, "batch_size": 16, "cache": "ram"}
 OTHER_DEFAULTS: dict[str, Any] = {"imgsz": 640, "epochs": 100, "batch_size": 16}
+# options whose default is not what training did before the option existed: a checkpoint written before then
+# resumes as it was trained (the class gain followed yolov5's nc/80 until --cls-scaling)
+BEFORE_ITS_FLAG: dict[str, Any] = {"cls_scaling": "yolov5"}
 CACHE_MODES = ("ram", "disk", False, None)  # --cache ram / --cache disk / --no-cache / RAM when it fits
 STRIDE = 32  # the largest stride of every model: the image size is a multiple of it
 
@@ -55,6 +60,7 @@ class TrainConfig:
     workers: int = 2
     label_smoothing: float = 0.0
     label_smoothing_kind: str = "yolo"
+    cls_scaling: str = "yolov5"  # how the class gain follows nc (detloss.config.CLS_SCALINGS)
     optimizer: str = "auto"
     cos_lr: bool = False
     close_mosaic: int = 10
@@ -98,6 +104,7 @@ class TrainConfig:
             raise ValueError(f"--imgsz must be a multiple of {STRIDE} (the largest stride), got {self.imgsz}")
         check_choice(self.cfg, "--cfg", MODEL_CFGS)
         check_choice(self.label_smoothing_kind, "--label-smoothing-kind", SMOOTHING_KINDS)
+        check_choice(self.cls_scaling, "--cls-scaling", CLS_SCALINGS)
         check_choice(self.optimizer, "--optimizer", CHOICES)
         if self.cache not in CACHE_MODES:
             raise ValueError(f"--cache must be one of {CACHE_MODES}, got {self.cache!r}")
@@ -114,13 +121,13 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "stored options") -> TrainConfig:
         """From stored options (a checkpoint's ``opt``): a field the mapping lacks (an option added since it
-        was written) takes its default; a key that is no field (an option of another version) is ignored
-        and named in a printed note."""
+        was written) takes the value training had before the option existed (:data:`BEFORE_ITS_FLAG`), else its
+        default; a key that is no field (an option of another version) is ignored and named in a printed note."""
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - names)
         if unknown:
             print(f"{source}: ignoring option(s) this version does not have: {', '.join(unknown)}")
-        return cls(**{k: v for k, v in values.items() if k in names})
+        return cls(**{**BEFORE_ITS_FLAG, **{k: v for k, v in values.items() if k in names}})
 
 
 def check_world_size(config: TrainConfig, world_size: int) -> None:

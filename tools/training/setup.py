@@ -68,10 +68,12 @@ def build_net(opt: TrainConfig, d: dict[str, Any]) -> torch.nn.Module:
 
 
 def build_loss(model: Any, opt: TrainConfig, hyp: dict[str, float], train_ds: Any) -> YoloLoss:
-    """yolov5's hyp scaling by levels, classes and image size, then ``YoloLoss`` from the model's anchors."""
+    """yolov5's hyp scaling by levels, classes (``--cls-scaling``) and image size, then ``YoloLoss`` from the
+    model's anchors."""
     kw = model.loss_kwargs()
     nl = len(kw["strides"])
-    scaled = scale_yolov5_hyp({**hyp, "label_smoothing": opt.label_smoothing}, nl, kw["num_classes"], opt.imgsz)
+    scaled = scale_yolov5_hyp({**hyp, "label_smoothing": opt.label_smoothing}, nl, kw["num_classes"], opt.imgsz,
+                              opt.cls_scaling)  # fmt: skip
     cfg = LossConfig.from_yolov5_hyp(
         scaled,
         decode=model.decode,

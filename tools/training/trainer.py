@@ -64,6 +64,10 @@ class Trainer(EpochLoop):
         self.memory_format = torch.channels_last if device.type == "cpu" else torch.contiguous_format
         self.model.to(device, memory_format=self.memory_format)
         self.loss_fn = build_loss(self.model, opt, hyp, self.train_ds).to(device)
+        if info.main:
+            g = self.loss_fn.cfg
+            print(f"loss gains: box {g.box:.4g}, obj {g.obj:.4g}, cls {g.cls:.4g} (--cls-scaling {opt.cls_scaling}, "
+                  f"{self.loss_fn.nc} classes)")  # fmt: skip
         self.batch = opt.batch_size // info.world_size
         self.nbs = nominal_batch(len(self.train_ds), opt.batch_size, NBS)
         self.accumulate = max(round(self.nbs / opt.batch_size), 1)
