@@ -216,8 +216,9 @@ def yolov5_balance(nl: int) -> tuple[float, ...]:
 
 # How the class gain follows the number of classes (docs/loss.md, "Gains and their scaling"): yolov5's
 # train.py multiplies it by nc/80, which keeps the gradient on each class logit of a positive the same for any
-# nc (the class BCE is a mean over nc logits); "sqrt" multiplies by sqrt(nc/80), more gain for few classes and
-# the same at 80 (measured on 6 and 10 classes in docs/study/demo-gain*, digits-gain).
+# nc (the class BCE is a mean over nc logits); "sqrt" multiplies by sqrt(nc/80) below 80 classes, more gain for
+# few classes (measured on 6 and 10 classes in docs/study/demo-gain*, digits-gain), and keeps nc/80 from 80 on
+# (never less than yolov5's gain; more classes than 80 were not measured).
 CLS_SCALINGS = ("yolov5", "sqrt")
 
 
@@ -225,10 +226,11 @@ def scale_yolov5_hyp(
     hyp: Mapping[str, Any], nl: int, nc: int, imgsz: int, cls_scaling: str = "yolov5"
 ) -> dict[str, Any]:
     """yolov5 train.py's rescaling: ``box *= 3/nl``, ``cls *= nc/80 * 3/nl``, ``obj *= (imgsz/640)**2 * 3/nl``.
-    ``cls_scaling="sqrt"`` (one of :data:`CLS_SCALINGS`) takes ``sqrt(nc/80)`` for ``nc/80``."""
+    ``cls_scaling="sqrt"`` (one of :data:`CLS_SCALINGS`) takes ``max(sqrt(nc/80), nc/80)`` for ``nc/80``."""
     check_choice(cls_scaling, "cls_scaling", CLS_SCALINGS)
+    by_nc = nc / 80 if cls_scaling == "yolov5" else max(math.sqrt(nc / 80), nc / 80)
     out = dict(hyp)
     out["box"] = float(hyp["box"]) * 3 / nl
-    out["cls"] = float(hyp["cls"]) * (nc / 80 if cls_scaling == "yolov5" else math.sqrt(nc / 80)) * 3 / nl
+    out["cls"] = float(hyp["cls"]) * by_nc * 3 / nl
     out["obj"] = float(hyp["obj"]) * (imgsz / 640) ** 2 * 3 / nl
     return out

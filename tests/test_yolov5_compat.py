@@ -127,11 +127,11 @@ def test_hyp_argument_and_scaling_by_hand():
 
 def test_cls_scaling_rules():
     hyp = {**HYP, "label_smoothing": 0.0}
-    for nc in (1, 6, 80):  # yolov5's nc/80 and sqrt(nc/80) agree at 80 classes; box and obj never change
+    for nc in (1, 6, 80, 365):  # sqrt(nc/80) below 80 classes, yolov5's nc/80 from 80 on; box and obj unchanged
         y5 = scale_yolov5_hyp(hyp, nl=2, nc=nc, imgsz=256)
         sq = scale_yolov5_hyp(hyp, nl=2, nc=nc, imgsz=256, cls_scaling="sqrt")
         assert y5["cls"] == pytest.approx(0.5 * nc / 80 * 1.5)
-        assert sq["cls"] == pytest.approx(0.5 * (nc / 80) ** 0.5 * 1.5)
+        assert sq["cls"] == pytest.approx(0.5 * ((nc / 80) ** 0.5 if nc < 80 else nc / 80) * 1.5)
         assert (sq["box"], sq["obj"]) == (y5["box"], y5["obj"])
     with pytest.raises(ValueError, match="cls_scaling 'nc'"):
         scale_yolov5_hyp(hyp, nl=2, nc=6, imgsz=256, cls_scaling="nc")
