@@ -72,6 +72,16 @@ def test_label_smoothing_reaches_class_targets(tiny_data, tmp_path):
     assert class_grad(tr0.loss_fn) > 1e-4
 
 
+def test_cls_scaling_sets_the_class_gain_and_is_printed(tiny_data, tmp_path, capsys):
+    """The default class gain is cls * sqrt(nc/80) * 3/nl, yolov5's rule on request; box and obj are the same."""
+    sq = make_trainer(tiny_data, tmp_path / "sqrt")
+    assert "(--cls-scaling sqrt, 6 classes)" in capsys.readouterr().out
+    y5 = make_trainer(tiny_data, tmp_path / "y5", "--cls-scaling", "yolov5")
+    assert sq.loss_fn.cfg.cls == pytest.approx(0.5 * (6 / 80) ** 0.5 * 1.5)
+    assert y5.loss_fn.cfg.cls == pytest.approx(0.5 * 6 / 80 * 1.5)
+    assert (sq.loss_fn.cfg.box, sq.loss_fn.cfg.obj) == (y5.loss_fn.cfg.box, y5.loss_fn.cfg.obj)
+
+
 def test_clipping_bounds_the_gradient_norm(tiny_data, tmp_path):
     tr = make_trainer(tiny_data, tmp_path, "--clip-grad", "1.0")
     real_loss = tr.loss_fn.forward
