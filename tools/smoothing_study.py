@@ -162,30 +162,29 @@ def prepare_data(args: argparse.Namespace, condition: str, out: Path) -> Path:
     return done
 
 
-def split_cls_scaling(extra: list[str]) -> tuple[list[str], str]:
-    """``(the flags without --cls-scaling, the class-gain rule the trainer will use)``. The rule is part of a
-    run's key by value, not by flag text, so a default that changes does not leave runs of another gain under an
-    old hash; it is left out of the key when it is yolov5's, the only rule before the flag existed."""
+def by_value(extra: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """``(the trainer flags without those of BEFORE_ITS_FLAG, the values of those options that differ from what
+    training did before the option existed)``. Such an option (``--cls-scaling``) is part of a run's key by
+    value, not by flag text: a run keyed before the option existed keeps its hash when the option is named at
+    its old value, and a default that changes gives runs of the new value a new hash."""
+    from tools.training.config import BEFORE_ITS_FLAG, flag
     from tools.training.options import parse_opt
 
-    rule = parse_opt(list(extra)).cls_scaling
-    kept, skip = [], False
-    for arg in extra:
-        if not skip and arg.split("=")[0] != "--cls-scaling":
-            kept.append(arg)
-        skip = arg == "--cls-scaling" and not skip
-    return kept, rule
+    opt = parse_opt(list(extra))
+    strip = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    for name in BEFORE_ITS_FLAG:
+        strip.add_argument(flag(name))
+    kept = strip.parse_known_args(list(extra))[1]
+    return kept, {k: getattr(opt, k) for k, old in BEFORE_ITS_FLAG.items() if getattr(opt, k) != old}
 
 
 def run_key(args: argparse.Namespace, extra: list[str], condition: str, setting: str, seed: int) -> RunKey:
     """The identity of one run: everything that changes what is trained or measured, no paths."""
     eps, kind = SETTINGS[setting]
-    train, rule = split_cls_scaling(extra)
+    train, changed = by_value(extra)
     flags = {"train": train, "eps": eps, "kind": kind, "holdout": args.holdout, "split_seed": args.split_seed,
              "noise": args.noise if condition == "noisy" else 0.0, "noise_seed": args.noise_seed,
-             "flip_map": args.flip_map or "default", "posthoc": args.posthoc_method}  # fmt: skip
-    if rule != "yolov5":
-        flags["cls_scaling"] = rule
+             "flip_map": args.flip_map or "default", "posthoc": args.posthoc_method, **changed}  # fmt: skip
     return RunKey(args.dataset, condition, setting, seed, flags)
 
 
@@ -269,8 +268,11 @@ def study_command(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> 
     parts.append("--settings " + shlex.quote(",".join(s for s in SETTINGS if s in settings)))  # post-hoc rows: always
     if flags.get("flip_map", "default") != "default":
         parts.append(f"--flip-map {flags['flip_map']}")
-    rule = ["--cls-scaling", flags.get("cls_scaling", "yolov5")]  # explicit: the trainer's default may differ
-    return " ".join([*parts, "--", *(shlex.quote(a) for a in flags.get("train", [])), *rule])
+    from tools.training.config import BEFORE_ITS_FLAG, flag
+
+    # options keyed by value are named explicitly: the trainer's default may differ from the runs' value
+    named = [f"{flag(k)} {shlex.quote(str(flags.get(k, old)))}" for k, old in BEFORE_ITS_FLAG.items()]
+    return " ".join([*parts, "--", *(shlex.quote(a) for a in flags.get("train", [])), *named])
 
 
 def main(argv: list[str] | None = None) -> Path:
