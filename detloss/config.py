@@ -226,7 +226,8 @@ def scale_yolov5_hyp(
     hyp: Mapping[str, Any], nl: int, nc: int, imgsz: int, cls_scaling: str = "yolov5"
 ) -> dict[str, Any]:
     """yolov5 train.py's rescaling: ``box *= 3/nl``, ``cls *= nc/80 * 3/nl``, ``obj *= (imgsz/640)**2 * 3/nl``.
-    ``cls_scaling="sqrt"`` (one of :data:`CLS_SCALINGS`) takes ``max(sqrt(nc/80), nc/80)`` for ``nc/80``."""
+    ``cls_scaling="sqrt"`` (one of :data:`detloss.config.CLS_SCALINGS`) takes ``max(sqrt(nc/80), nc/80)``
+    for ``nc/80``."""
     check_choice(cls_scaling, "cls_scaling", CLS_SCALINGS)
     by_nc = nc / 80 if cls_scaling == "yolov5" else max(math.sqrt(nc / 80), nc / 80)
     out = dict(hyp)
