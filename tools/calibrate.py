@@ -115,8 +115,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as err:
-        print(f"calibrate.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from tools.cli.errors import run_script
+
+    run_script("calibrate.py", main)

@@ -104,8 +104,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as err:
-        print(f"class_scores.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from tools.cli.errors import run_script
+
+    run_script("class_scores.py", main)

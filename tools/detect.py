@@ -224,8 +224,6 @@ def main(argv: list[str] | None = None) -> DetectResult:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as err:
-        print(f"detect.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from tools.cli.errors import run_script
+
+    run_script("detect.py", main)

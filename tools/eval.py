@@ -155,8 +155,6 @@ def main(argv: list[str] | None = None) -> EvalResult:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as err:
-        print(f"eval.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from tools.cli.errors import run_script
+
+    run_script("eval.py", main)

@@ -146,8 +146,6 @@ def main(argv: list[str] | None = None) -> ExportResult:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except ValueError as err:
-        print(f"export.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from tools.cli.errors import run_script
+
+    run_script("export.py", main)

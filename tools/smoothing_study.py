@@ -295,8 +295,6 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (ValueError, RuntimeError) as err:
-        print(f"smoothing_study.py: error: {err}", file=sys.stderr)
-        sys.exit(2)
+    from tools.cli.errors import run_script
+
+    run_script("smoothing_study.py", main, also=(RuntimeError,))

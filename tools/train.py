@@ -15,6 +15,7 @@ if __package__ in (None, ""):  # run as a script from a checkout: make models/, 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from detloss.io import atomic_write  # noqa: E402
+from tools.cli.errors import InputError, as_input_error  # noqa: E402
 from tools.training import dist  # noqa: E402
 from tools.training.config import TrainConfig, check_world_size  # noqa: E402
 from tools.training.hyp import check_hyp, load_hyp  # noqa: E402
@@ -56,7 +57,8 @@ def run(opt: TrainConfig) -> Path:
         save_dir = last.parent.parent
         hyp = check_hyp(dict(ckpt["hyp"]), f"{last} hyp")
     else:
-        hyp = load_hyp(opt.hyp)
+        with as_input_error():
+            hyp = load_hyp(opt.hyp)
         save_dir = increment_path(Path(opt.project) / opt.name, opt.exist_ok)
     check_world_size(opt, info.world_size)
     device = select_device(opt.device, info)
@@ -71,11 +73,14 @@ def run(opt: TrainConfig) -> Path:
             print(f"run folder {save_dir}, device {device}, world size {info.world_size}")
             if info.enabled and dist.restart_count() == 0:
                 atomic_write(pointer, f"{save_dir}\n")
-        trainer = Trainer(opt, hyp, save_dir, info, device, resume_ckpt=ckpt)
+        with as_input_error():  # weights, data: a missing or malformed file is one line, exit 2 (cli)
+            trainer = Trainer(opt, hyp, save_dir, info, device, resume_ckpt=ckpt)
         trainer.fit()
     except Exception as e:
         from tools.training.setup import TrainingError
 
+        if isinstance(e, InputError) and info.main and save_dir.is_dir() and not any(save_dir.iterdir()):
+            save_dir.rmdir()  # nothing was trained: leave no empty exp folder behind
         if not info.enabled or isinstance(e, TrainingError) or not dist.peer_failure(e):
             raise
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -122,6 +127,9 @@ def cli(argv: list[str] | None = None) -> int:
     except TrainingError as e:
         print(f"train.py: error: {e}", file=sys.stderr)
         return 1
+    except InputError as e:
+        print(f"train.py: error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

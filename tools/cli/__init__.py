@@ -1,0 +1,1 @@
+"""What the scripts under tools/ share as command-line programs (the error convention: errors.py)."""
