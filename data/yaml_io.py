@@ -12,7 +12,9 @@ Format (yolov5 ``data/coco128.yaml``, ultralytics docs "Dataset YAML")::
     multi_label: true             # detloss extra (default false): one box may carry several classes
 
 Differences from yolov5: a relative ``path`` is resolved against the YAML file's folder (yolov5
-resolves it against its own checkout), and a missing ``path`` means the YAML's folder. Paths are made
+resolves it against its own checkout); when no such folder exists, the first that does of the current
+directory and the checkout (yolov5's rule, so a yolov5 YAML with ``path: ../datasets/x`` still finds it) is
+taken. A missing ``path`` means the YAML's folder. Paths are made
 absolute without resolving symbolic links (yolov5's ``check_dataset`` resolves them), so a split folder
 that links to another dataset's images still reads this dataset's labels.
 Split entries ending in ``.json`` name COCO annotation files (read by ``CocoDataset``).
@@ -32,6 +34,7 @@ from .report import DatasetError, DatasetNotFoundError
 
 REQUIRED_KEYS = ("train", "val", "names")
 SPLIT_KEYS = ("train", "val", "test")
+CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout's root, where yolov5 anchors a relative path
 # Extra keys holding paths that are resolved like the split entries (e.g. val_json, val_images).
 PATH_SUFFIXES = ("_json", "_images")
 
@@ -92,8 +95,7 @@ def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source:
     if root is None or root == "":
         root_path = base
     elif isinstance(root, str | os.PathLike):
-        root_path = Path(root).expanduser()
-        root_path = root_path if root_path.is_absolute() else base / root_path
+        root_path = _find_root(Path(root).expanduser(), base)
     else:
         raise DatasetError(f"{source}: key 'path' must be a string, got {type(root).__name__}")
     data["path"] = os.path.abspath(root_path)  # links kept: labels sit beside the images as listed
@@ -106,6 +108,17 @@ def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source:
     if source != "data dict" and "yaml_file" not in data:
         data["yaml_file"] = str(Path(source).resolve())
     return data
+
+
+def _find_root(root: Path, base: Path) -> Path:
+    """A relative dataset root: ``base / root`` when it exists, else the first existing of ``cwd / root`` and
+    ``<checkout> / root`` (yolov5's anchor), else ``base / root`` (the split check then names it)."""
+    if root.is_absolute():
+        return root
+    for anchor in (base, Path.cwd(), CHECKOUT):
+        if (anchor / root).is_dir():
+            return anchor / root
+    return base / root
 
 
 def _parse_names(names: Any, source: str) -> list[str]:

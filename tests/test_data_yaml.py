@@ -35,6 +35,17 @@ def test_paths_resolved_against_yaml_folder_and_names_forms(tmp_path):
     assert d2["names"] == ["a", "b", "c"] and d2["path"] == str(tmp_path.resolve())  # no path: the YAML's folder
 
 
+def test_a_relative_path_missing_beside_the_yaml_is_looked_up_in_the_current_directory(tmp_path, monkeypatch):
+    """A yolov5 YAML moved into another folder (``path: ../datasets/x``, meant from where the user stands)."""
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "work" / "ds").mkdir(parents=True)
+    p = write(tmp_path / "cfg", "path: ds\ntrain: images/train\nval: images/val\nnames: [a]\n")
+    monkeypatch.chdir(tmp_path / "work")
+    assert load_data_yaml(p)["path"] == str((tmp_path / "work" / "ds").resolve())
+    (tmp_path / "cfg" / "ds").mkdir()  # beside the YAML wins when both exist
+    assert load_data_yaml(p)["path"] == str((tmp_path / "cfg" / "ds").resolve())
+
+
 BAD_YAML = {
     "syntax": ("train: [a, b\nval: x\n", r"bad.yaml:\d+: invalid YAML"),
     "not-mapping": ("- a\n- b\n", "must be a mapping"),
