@@ -25,12 +25,13 @@ Split entries ending in ``.json`` name COCO annotation files (read by ``CocoData
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .report import DatasetError, DatasetNotFoundError
+from .report import DatasetError, DatasetNotFoundError, DatasetWarning
 
 REQUIRED_KEYS = ("train", "val", "names")
 SPLIT_KEYS = ("train", "val", "test")
@@ -95,7 +96,7 @@ def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source:
     if root is None or root == "":
         root_path = base
     elif isinstance(root, str | os.PathLike):
-        root_path = _find_root(Path(root).expanduser(), base)
+        root_path = _find_root(Path(root).expanduser(), base, source)
     else:
         raise DatasetError(f"{source}: key 'path' must be a string, got {type(root).__name__}")
     data["path"] = os.path.abspath(root_path)  # links kept: labels sit beside the images as listed
@@ -110,13 +111,20 @@ def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source:
     return data
 
 
-def _find_root(root: Path, base: Path) -> Path:
+def _find_root(root: Path, base: Path, source: str) -> Path:
     """A relative dataset root: ``base / root`` when it exists, else the first existing of ``cwd / root`` and
-    ``<checkout> / root`` (yolov5's anchor), else ``base / root`` (the split check then names it)."""
-    if root.is_absolute():
-        return root
-    for anchor in (base, Path.cwd(), CHECKOUT):
+    ``<checkout> / root`` (yolov5's anchor), said in a :class:`DatasetWarning` since it is a guess, else
+    ``base / root`` (the split check then names it)."""
+    if root.is_absolute() or (base / root).is_dir():
+        return base / root
+    for anchor, what in ((Path.cwd(), "the current directory"), (CHECKOUT, "the checkout")):
         if (anchor / root).is_dir():
+            warnings.warn(
+                f"{source}: 'path: {root}' is not a folder beside the YAML ({base / root}); using "
+                f"{os.path.abspath(anchor / root)} (relative to {what})",
+                DatasetWarning,
+                stacklevel=4,
+            )
             return anchor / root
     return base / root
 

@@ -2,13 +2,14 @@
 reader from the split entry; coco_gt_for finds a split's COCO ground truth."""
 
 import json
+import warnings
 
 import cv2
 import numpy as np
 import pytest
 
 from data.datasets import CocoDataset, YoloDataset, build_dataset, coco_gt_for
-from data.report import DatasetError, DatasetNotFoundError
+from data.report import DatasetError, DatasetNotFoundError, DatasetWarning
 from data.yaml_io import load_data_yaml
 
 
@@ -41,9 +42,12 @@ def test_a_relative_path_missing_beside_the_yaml_is_looked_up_in_the_current_dir
     (tmp_path / "work" / "ds").mkdir(parents=True)
     p = write(tmp_path / "cfg", "path: ds\ntrain: images/train\nval: images/val\nnames: [a]\n")
     monkeypatch.chdir(tmp_path / "work")
-    assert load_data_yaml(p)["path"] == str((tmp_path / "work" / "ds").resolve())
-    (tmp_path / "cfg" / "ds").mkdir()  # beside the YAML wins when both exist
-    assert load_data_yaml(p)["path"] == str((tmp_path / "cfg" / "ds").resolve())
+    with pytest.warns(DatasetWarning, match=r"not a folder beside the YAML .* \(relative to the current directory\)"):
+        assert load_data_yaml(p)["path"] == str((tmp_path / "work" / "ds").resolve())
+    (tmp_path / "cfg" / "ds").mkdir()  # beside the YAML wins when both exist, and says nothing
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_data_yaml(p)["path"] == str((tmp_path / "cfg" / "ds").resolve())
 
 
 BAD_YAML = {
