@@ -218,18 +218,29 @@ def yolov5_balance(nl: int) -> tuple[float, ...]:
 # train.py multiplies it by nc/80, which keeps the gradient on each class logit of a positive the same for any
 # nc (the class BCE is a mean over nc logits); "sqrt" multiplies by sqrt(nc/80) below 80 classes, more gain for
 # few classes (measured on 6 and 10 classes in docs/study/demo-gain*, digits-gain), and keeps nc/80 from 80 on
-# (never less than yolov5's gain; more classes than 80 were not measured).
-CLS_SCALINGS = ("yolov5", "sqrt")
+# (never less than yolov5's gain; more classes than 80 were not measured). "sqrt-cap4" is "sqrt" with at most
+# 4 times yolov5's gain, which only changes 2 to 4 classes: sqrt's 6.3x at 2 classes cost mAP50-95 against 4x
+# (docs/study/demo2-*), as 8x did at 6 classes.
+CLS_SCALINGS = ("yolov5", "sqrt", "sqrt-cap4")
+
+
+def class_gain_factor(nc: int, cls_scaling: str = "yolov5") -> float:
+    """The factor on ``hyp["cls"]`` for ``nc`` classes before ``3/nl``: ``nc/80`` (yolov5),
+    ``max(sqrt(nc/80), nc/80)`` (sqrt), that at most ``4 * nc/80`` (sqrt-cap4)."""
+    check_choice(cls_scaling, "cls_scaling", CLS_SCALINGS)
+    if cls_scaling == "yolov5":
+        return nc / 80
+    factor = max(math.sqrt(nc / 80), nc / 80)
+    return min(factor, 4 * nc / 80) if cls_scaling == "sqrt-cap4" else factor
 
 
 def scale_yolov5_hyp(
     hyp: Mapping[str, Any], nl: int, nc: int, imgsz: int, cls_scaling: str = "yolov5"
 ) -> dict[str, Any]:
     """yolov5 train.py's rescaling: ``box *= 3/nl``, ``cls *= nc/80 * 3/nl``, ``obj *= (imgsz/640)**2 * 3/nl``.
-    ``cls_scaling="sqrt"`` (one of :data:`detloss.config.CLS_SCALINGS`) takes ``max(sqrt(nc/80), nc/80)``
-    for ``nc/80``."""
-    check_choice(cls_scaling, "cls_scaling", CLS_SCALINGS)
-    by_nc = nc / 80 if cls_scaling == "yolov5" else max(math.sqrt(nc / 80), nc / 80)
+    ``cls_scaling`` (one of :data:`detloss.config.CLS_SCALINGS`) picks the class factor in place of ``nc/80``
+    (:func:`detloss.config.class_gain_factor`)."""
+    by_nc = class_gain_factor(nc, cls_scaling)
     out = dict(hyp)
     out["box"] = float(hyp["box"]) * 3 / nl
     out["cls"] = float(hyp["cls"]) * by_nc * 3 / nl

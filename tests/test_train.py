@@ -73,9 +73,10 @@ def test_label_smoothing_reaches_class_targets(tiny_data, tmp_path):
 
 
 def test_cls_scaling_sets_the_class_gain_and_is_printed(tiny_data, tmp_path, capsys):
-    """The default class gain is cls * sqrt(nc/80) * 3/nl, yolov5's rule on request; box and obj are the same."""
+    """The default class gain is cls * sqrt(nc/80) * 3/nl at 6 classes (under the 4x cap), yolov5's rule on
+    request; box and obj are the same."""
     sq = make_trainer(tiny_data, tmp_path / "sqrt")
-    assert "(--cls-scaling sqrt, 6 classes)" in capsys.readouterr().out
+    assert "(--cls-scaling sqrt-cap4, 6 classes)" in capsys.readouterr().out
     y5 = make_trainer(tiny_data, tmp_path / "y5", "--cls-scaling", "yolov5")
     assert sq.loss_fn.cfg.cls == pytest.approx(0.5 * (6 / 80) ** 0.5 * 1.5)
     assert y5.loss_fn.cfg.cls == pytest.approx(0.5 * 6 / 80 * 1.5)

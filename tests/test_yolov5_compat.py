@@ -133,6 +133,9 @@ def test_cls_scaling_rules():
         assert y5["cls"] == pytest.approx(0.5 * nc / 80 * 1.5)
         assert sq["cls"] == pytest.approx(0.5 * ((nc / 80) ** 0.5 if nc < 80 else nc / 80) * 1.5)
         assert (sq["box"], sq["obj"]) == (y5["box"], y5["obj"])
+    for nc, times in ((1, 4), (2, 4), (4, 4), (5, 4), (6, (80 / 6) ** 0.5), (10, 8**0.5), (80, 1), (365, 1)):
+        cap = scale_yolov5_hyp(hyp, nl=2, nc=nc, imgsz=256, cls_scaling="sqrt-cap4")  # sqrt, at most 4x yolov5's
+        assert cap["cls"] == pytest.approx(0.5 * nc / 80 * 1.5 * times), nc
     with pytest.raises(ValueError, match="cls_scaling 'nc'"):
         scale_yolov5_hyp(hyp, nl=2, nc=6, imgsz=256, cls_scaling="nc")
 

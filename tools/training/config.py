@@ -60,7 +60,7 @@ class TrainConfig:
     workers: int = 2
     label_smoothing: float = 0.0
     label_smoothing_kind: str = "yolo"
-    cls_scaling: str = "sqrt"  # how the class gain follows nc (detloss.config.CLS_SCALINGS; README "Defaults")
+    cls_scaling: str = "sqrt-cap4"  # how the class gain follows nc (detloss.config.CLS_SCALINGS; README "Defaults")
     optimizer: str = "auto"
     cos_lr: bool = False
     close_mosaic: int = 10

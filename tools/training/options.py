@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-smoothing-kind", default=D.label_smoothing_kind, choices=SMOOTHING_KINDS,
                    help="class targets: yolo (1-eps/2, eps/2), uniform (eps/K), prior, online")  # fmt: skip
     p.add_argument("--cls-scaling", default=D.cls_scaling, choices=CLS_SCALINGS,
-                   help="class gain by class count: yolov5 (cls*nc/80), sqrt (cls*sqrt(nc/80) below 80)")  # fmt: skip
+                   help="class gain by class count: yolov5 (cls*nc/80), sqrt (cls*sqrt(nc/80) below 80), "
+                        "sqrt-cap4 (sqrt, at most 4x yolov5's)")  # fmt: skip
     p.add_argument("--optimizer", default=D.optimizer, choices=CHOICES,
                    help="auto (ultralytics v8 rule): AdamW lr0 0.004*5/(4+nc) for <= 10k steps, else SGD")  # fmt: skip
     p.add_argument("--cos-lr", action="store_true", default=D.cos_lr, help="cosine learning-rate schedule")
