@@ -260,3 +260,30 @@ def test_the_study_keeps_its_own_table_of_old_defaults():
     kept, changed = by_value(["--epochs", "3", "--cls-scaling=sqrt", "--imgsz", "64"])
     assert kept == ["--epochs", "3", "--imgsz", "64"] and changed == {"cls_scaling": "sqrt"}
     assert by_value(["--cls-scaling", "yolov5"]) == ([], {})
+
+
+def _documented_commands() -> list[str]:
+    """The study commands of README.md and docs/study/README.md (continuation lines joined), except those with
+    a shell variable or an optional ``[...]`` part."""
+    from pathlib import Path
+
+    root = Path(smoothing_study.__file__).resolve().parents[2]
+    out = []
+    for doc in (root / "README.md", root / "docs" / "study" / "README.md"):
+        text = doc.read_text(encoding="utf-8").replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("python experiments/label_smoothing/study.py") and not {"$", "["} & set(line):
+                out.append(line)
+    return out
+
+
+def test_documented_commands_parse_and_train_nothing_that_is_committed():
+    """Each study command of the docs parses, and every run it plans has its committed summary (same hash)."""
+    import shlex
+
+    commands = _documented_commands()
+    assert len(commands) >= 5, commands
+    for command in commands:
+        args, extra = smoothing_study.parse(_command_args(shlex.join(shlex.split(command, comments=True))))
+        assert smoothing_study.pending(args, extra) == [], command
