@@ -127,7 +127,7 @@ def test_study_job_resumes_a_stopped_run_and_trains_another_training_anew(refere
                                                                           monkeypatch):  # fmt: skip
     """A study run killed part-way (here stopped after epoch 0) goes on from its ``last.pt`` and ends equal to the
     uninterrupted run; a checkpoint of other flags is not taken for it; a finished one is not trained again."""
-    from tools.study.job import checkpoint_state, train_run
+    from experiments.label_smoothing.job import checkpoint_state, train_run
 
     argv = args(tiny_data, tmp_path, *FLAGS, "--name", "run", "--exist-ok")
     run = tmp_path / "run"

@@ -1,4 +1,5 @@
-"""tools/ layered by responsibility: metrics without torch, no import cycle between packages, scripts import no script.
+"""tools/ layered by responsibility: metrics without torch, no import cycle between packages, scripts import no script;
+the product (detloss, data, models, tools) imports no experiment.
 
 The import graph is read from the source (every ``import``, also inside functions: a lazy import is still a
 dependency), so the checks hold for code paths no other test runs.
@@ -111,6 +112,28 @@ def test_scripts_import_no_script():
     assert not bad, f"scripts importing scripts (move the shared helper into a package): {bad}"
     packages = {n: sorted(m for m in deps if m.startswith("script:")) for n, deps in _graph().items()}
     assert not {n: d for n, d in packages.items() if n.startswith("pkg:") and d}, "a package imports a script"
+
+
+PRODUCT = ("detloss", "data", "models", "tools")
+
+
+def _imports_experiments(path: Path) -> list[str]:
+    """The names under ``experiments`` that a module imports."""
+    return sorted(n for n in _imports(path) if n == "experiments" or n.startswith("experiments."))
+
+
+def test_the_product_imports_no_experiment():
+    """Experiments (experiments/) may import the product; nothing in detloss, data, models or tools imports them."""
+    study = ROOT / "experiments" / "label_smoothing" / "study.py"
+    assert "experiments.label_smoothing.keys" in _imports_experiments(study)  # the reader sees such an import
+    assert _imports_experiments(ROOT / "experiments" / "label_smoothing" / "job.py")  # relative: `from .measure`
+    bad = {
+        str(p.relative_to(ROOT)): names
+        for pkg in PRODUCT
+        for p in sorted((ROOT / pkg).rglob("*.py"))
+        if (names := _imports_experiments(p))
+    }
+    assert not bad, f"product modules importing experiments (move the shared code into the product): {bad}"
 
 
 def test_evaluation_depends_on_no_other_tools_package():

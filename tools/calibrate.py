@@ -10,7 +10,7 @@ calibrator (``tools/evaluation/calibrators.py``: temperature, Platt or isotonic,
 on those pairs. Images: the split named by ``--cal-split`` (e.g. a ``calib`` key of the data YAML), or else a
 seeded ``--holdout`` fraction of the train split. A model trained on all of train has seen those images, so its
 detections there are more confident and more often right than on new images: hold the part out of training
-(``tools/smoothing_study.py`` does) or pass a split of unseen images.
+(``experiments/label_smoothing/study.py`` does) or pass a split of unseen images.
 
 The new checkpoint (default ``<weights stem>-cal.pt`` next to the weights) is the old one plus ``"calibrator"``;
 ``tools/eval.py`` then reports the figures before and after, and inference outputs calibrated scores.

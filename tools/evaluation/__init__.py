@@ -6,7 +6,7 @@ best-F1 P/R reading), ``calibration`` (binned gaps and the D-ECE), ``calib_metri
 LaECE, the figures at operating thresholds), ``calibrators`` (post-hoc calibration of scores), ``curves`` and
 ``confusion`` (yolov5's P/R/F1 curves and confusion matrix), ``config`` (``EvalConfig``), ``metric_names``,
 ``evaluate`` (one call: results -> ``EvalResult``), ``report`` (text), ``plots``, ``calib_plots`` and
-``runfigures`` (PNG; matplotlib imported when a figure is drawn) and ``seed_stats`` (a study's tables).
+``runfigures`` (PNG; matplotlib imported when a figure is drawn).
 
 Running a model to get the results is ``tools.inference``; pictures drawn on images are ``tools.detection``.
 Writing a file goes through ``detloss.io`` (imported when a file is written).

@@ -1,10 +1,10 @@
-"""Known answers of the study's error analysis (tools/study/detections.py), worked by hand."""
+"""Known answers of the study's error analysis (experiments/label_smoothing/detections.py), worked by hand."""
 
 import math
 
 import pytest
 
-from tools.study.detections import class_agnostic, mean_tp_score, top_class_only, wrong_class_fraction
+from experiments.label_smoothing.detections import class_agnostic, mean_tp_score, top_class_only, wrong_class_fraction
 
 GT = {
     "images": [{"id": 1, "width": 100, "height": 100}, {"id": 2, "width": 100, "height": 100}],

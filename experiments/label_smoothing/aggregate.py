@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from detloss.io import atomic_write
-from tools.evaluation.seed_stats import mean_cell, mean_std, metric_tables, plot_study, study_table
 
-from .readme import sync_readme
+from .seed_stats import mean_cell, mean_std, metric_tables, plot_study, study_table
 
-__all__ = ["POSTHOC_SUFFIX", "group_runs", "overview_table", "summary_rows", "write_outputs"]
+__all__ = ["POSTHOC_SUFFIX", "group_runs", "overview_table", "report_text", "summary_rows", "write_outputs"]
 
 POSTHOC_SUFFIX = " + post-hoc"
 # summary.json row field -> (metric key, statistic)
@@ -37,7 +36,7 @@ ROW_FIELDS = {
 }
 # class scores at the positives do not depend on a calibrator applied after NMS: post-hoc rows keep the model's
 CLASS_SCORE_KEYS = ("top1", "true", "other", "max other", "obj")
-# where a setting's mAP goes (tools.study.detections, tools/class_scores.py), trained rows only; as seed_stats.METRICS
+# where a setting's mAP goes (.detections, tools/class_scores.py), trained rows only; as seed_stats.METRICS
 WHY = (
     ("top1", "top-1 at positives", "{:.3f}", 1),
     ("true", "true class", "{:.3f}", 1),
@@ -105,7 +104,7 @@ OVERVIEW = (
 
 def overview_table(runs: dict[str, dict[str, list[dict]]], baseline: str = "eps 0") -> list[str]:
     """Markdown lines: one row per setting, each :data:`OVERVIEW` metric for every condition side by side
-    (``*`` as in :func:`~tools.evaluation.seed_stats.metric_tables`; the README's table)."""
+    (``*`` as in :func:`~.seed_stats.metric_tables`; the report's first table)."""
     conds = list(runs)
     names = list(dict.fromkeys(s for c in conds for s in runs[c]))
     head = [f"{title} {c}" for _, title, _ in OVERVIEW for c in conds]
@@ -136,6 +135,27 @@ def summary_rows(runs: dict[str, dict[str, list[dict]]]) -> list[dict[str, Any]]
     return rows
 
 
+def report_text(runs: dict[str, dict[str, list[dict]]], command: str, notes: list[str] | None = None) -> str:
+    """``study.md``: the overview, the tables by condition, after post-hoc calibration and "why" (markdown)."""
+    if not runs:
+        return "No finished runs yet.\n"
+    baseline = "eps 0"
+    trained = {c: {s: v for s, v in rows.items() if not s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
+    calibrated = {c: {s: v for s, v in rows.items() if s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
+    return "\n".join(["### Overview", "", *overview_table(runs, baseline), "", "### By condition", "",
+                      study_table(runs, baseline, command, ["", *(notes or [])]), "### After post-hoc calibration",
+                      "", POSTHOC_LEGEND, "", *metric_tables(calibrated, baseline + POSTHOC_SUFFIX),
+                      "### Why", "", *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])  # fmt: skip
+
+
+def summary_doc(dataset: str, summaries: list[dict[str, Any]], command: str, order: list[str] | None = None) -> dict:
+    """``summary.json``: the dataset, the regime (train flags, command) and :func:`summary_rows`."""
+    regimes = {json.dumps(d["key"]["flags"].get("train", []), sort_keys=True) for d in summaries}
+    regime: Any = json.loads(next(iter(regimes))) if len(regimes) == 1 else sorted(regimes)
+    rows = summary_rows(group_runs(summaries, order))
+    return {"dataset": dataset, "regime": {"train_flags": regime, "command": command}, "rows": rows}
+
+
 def write_outputs(
     folder: str | os.PathLike,
     dataset: str,
@@ -143,28 +163,14 @@ def write_outputs(
     command: str,
     order: list[str] | None = None,
     notes: list[str] | None = None,
-    readme: Path | None = None,
 ) -> dict[str, Path]:
     """``summary.json``, ``study.md`` and ``study.png`` in ``folder`` from ``summaries``; returns their paths.
-    With ``readme``, its table of ``dataset`` (:mod:`tools.study.readme`) becomes the overview too."""
+    Nothing outside ``folder`` is written (the README links to ``study.md`` and is edited by hand)."""
     folder = Path(folder)
     runs = group_runs(summaries, order)
-    regimes = {json.dumps(d["key"]["flags"].get("train", []), sort_keys=True) for d in summaries}
-    regime: Any = json.loads(next(iter(regimes))) if len(regimes) == 1 else sorted(regimes)
-    doc = {"dataset": dataset, "regime": {"train_flags": regime, "command": command}, "rows": summary_rows(runs)}
+    doc = summary_doc(dataset, summaries, command, order)
     out = {"summary": atomic_write(folder / "summary.json", json.dumps(doc, indent=1) + "\n")}
-    baseline = "eps 0"
-    text = "No finished runs yet.\n"
-    if runs:
-        trained = {c: {s: v for s, v in rows.items() if not s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
-        calibrated = {c: {s: v for s, v in rows.items() if s.endswith(POSTHOC_SUFFIX)} for c, rows in runs.items()}
-        text = "\n".join(["### Overview", "", *overview_table(runs, baseline), "", "### By condition", "",
-                          study_table(runs, baseline, command, ["", *(notes or [])]), "### After post-hoc calibration",
-                          "", POSTHOC_LEGEND, "", *metric_tables(calibrated, baseline + POSTHOC_SUFFIX),
-                          "### Why", "", *metric_tables(trained, baseline, WHY), WHY_LEGEND, ""])  # fmt: skip
-    out["table"] = atomic_write(folder / "study.md", text)
+    out["table"] = atomic_write(folder / "study.md", report_text(runs, command, notes))
     if runs:
         out["plot"] = plot_study(runs, folder / "study.png")
-        if readme is not None and sync_readme(readme, dataset, overview_table(runs, baseline)):
-            out["readme"] = readme
     return out

@@ -8,9 +8,10 @@ import json
 
 import pytest
 
-from tools import smoothing_study
-from tools.study.aggregate import group_runs, overview_table, summary_rows, write_outputs
-from tools.study.summaries import REQUIRED_METRICS, RunKey, read_summary, scan, write_summary
+from experiments.label_smoothing import study as smoothing_study
+from experiments.label_smoothing.aggregate import group_runs, report_text, summary_doc, summary_rows, write_outputs
+from experiments.label_smoothing.keys import KEYED_BY_VALUE, by_value
+from experiments.label_smoothing.summaries import REQUIRED_METRICS, RunKey, read_summary, scan, write_summary
 from tools.training.config import TrainConfig
 
 
@@ -73,6 +74,7 @@ def test_pending_skips_runs_with_a_matching_summary(tmp_path):
 def test_the_class_gain_rule_is_keyed_by_value(tmp_path):
     """Runs keyed before --cls-scaling existed trained with yolov5's rule: naming that rule keeps their hash
     (the flag text is not part of the key), another rule gets a new hash, and the report names the rule."""
+
     def key(*train):
         args, extra = smoothing_study.parse(["--summaries", str(tmp_path), "--", "--epochs", "3", *train])
         return smoothing_study.run_key(args, extra, "clean", "eps 0", 0)
@@ -176,7 +178,7 @@ def test_summaries_folder_is_not_git_ignored():
     import subprocess
     from pathlib import Path
 
-    root = Path(smoothing_study.__file__).resolve().parents[1]
+    root = Path(smoothing_study.__file__).resolve().parents[2]
     if shutil.which("git") is None or not (root / ".git").exists():
         pytest.skip("not a git checkout")
     paths = ["docs/study/demo/runs/clean-eps0-s0.json", "docs/study/digits/runs/noisy-eps0.1-s2.json", "runs/train/x"]
@@ -184,40 +186,104 @@ def test_summaries_folder_is_not_git_ignored():
     assert out == ["runs/train/x"]
 
 
-def test_readme_block_is_replaced_between_its_markers_only(tmp_path):
-    from tools.study.readme import block, markers, sync_readme
+def test_report_writes_only_its_own_folder(tmp_path):
+    """The report is the three files in the summaries folder; nothing else (the README) is rewritten."""
+    key = RunKey("demo", "clean", "eps 0", 0, {"train": ["--epochs", "3"]})
+    write_summary(tmp_path / "docs" / "runs", key, _metrics(0.3), posthoc=_metrics(0.3))
+    (tmp_path / "README.md").write_text("<!-- study:demo -->\n| old |\n<!-- /study:demo -->\n")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    argv = ["--report-only", "--summaries", str(tmp_path / "docs"), "--project", str(tmp_path / "work")]
+    assert smoothing_study.main(argv) == tmp_path / "docs"
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert {p: b for p, b in after.items() if p in before} == before  # summaries and README untouched
+    assert sorted(p.name for p in set(after) - set(before)) == ["study.md", "study.png", "summary.json"]
+    assert all(p.parent == tmp_path / "docs" for p in set(after) - set(before))
 
-    start, end = markers("demo")
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\nbefore\n{start}\n| old |\n{end}\nafter\n")
-    assert sync_readme(readme, "demo", ["| a |", "|---|", "| 1 |"])
-    assert readme.read_text() == f"# x\n\nbefore\n{start}\n| a |\n|---|\n| 1 |\n{end}\nafter\n"
-    assert not sync_readme(readme, "demo", ["| a |", "|---|", "| 1 |"])  # unchanged: not rewritten
-    assert not sync_readme(readme, "digits", ["| b |"]) and block(readme.read_text(), "digits") is None
-    readme.write_text(f"{start}\n| old |\n")
-    with pytest.raises(ValueError, match="no closing"):
-        sync_readme(readme, "demo", ["| a |"])
 
-
-def test_readme_study_tables_are_the_committed_summaries():
-    """The README's study tables are what the committed summary files give (rebuild: --report-only)."""
+def _committed_studies():
     from pathlib import Path
 
-    from tools.study.readme import block
+    root = Path(smoothing_study.__file__).resolve().parents[2]
+    return [f for f in sorted((root / "docs" / "study").iterdir()) if (f / "runs").is_dir()]
 
-    root = Path(smoothing_study.__file__).resolve().parents[1]
-    text = (root / "README.md").read_text(encoding="utf-8")
-    checked = 0
-    for folder in sorted((root / "docs" / "study").iterdir()):
-        shown = block(text, folder.name)
-        if shown is None:
-            continue
-        summaries, bad = scan(folder / "runs")
-        assert not bad, [b.path for b in bad]
-        mine = [d for d in summaries if d["key"]["dataset"] == folder.name]
-        table = overview_table(group_runs(mine, list(smoothing_study.SETTINGS)))
-        assert shown == table, f"README's {folder.name} table is stale: python tools/smoothing_study.py --report-only"
-        rows = json.loads((folder / "summary.json").read_text())["rows"]
-        assert rows == json.loads(json.dumps(summary_rows(group_runs(mine, list(smoothing_study.SETTINGS)))))
-        checked += 1
-    assert checked >= 1
+
+@pytest.mark.parametrize("folder", _committed_studies(), ids=lambda f: f.name)
+def test_committed_reports_are_the_committed_summaries(folder):
+    """Each docs/study/<dataset>/study.md and summary.json is what its committed run summaries give (rebuild:
+    python experiments/label_smoothing/study.py --report-only --dataset <dataset>); every summary is valid."""
+    summaries, bad = scan(folder / "runs")
+    assert not bad, [(b.path, b.state, b.reason) for b in bad]
+    mine = [d for d in summaries if d["key"]["dataset"] == folder.name]
+    assert len(mine) == len(summaries) >= 1
+    args, _ = smoothing_study.parse(["--report-only", "--dataset", folder.name])
+    command = smoothing_study.study_command(args, mine)
+    order = list(smoothing_study.SETTINGS)
+    text = report_text(group_runs(mine, order), command, smoothing_study.notes(args))
+    stale = f"{folder.name}'s report is stale: python experiments/label_smoothing/study.py --report-only --dataset "
+    assert (folder / "study.md").read_text(encoding="utf-8") == text, stale + folder.name
+    doc = json.loads(json.dumps(summary_doc(folder.name, mine, command, order)))
+    assert json.loads((folder / "summary.json").read_text()) == doc, stale + folder.name
+
+
+def _command_args(command: str) -> list[str]:
+    """The arguments of a report's study command (``python experiments/label_smoothing/study.py ...``)."""
+    import shlex
+
+    words = shlex.split(command)
+    assert words[:2] == ["python", "experiments/label_smoothing/study.py"], command
+    return words[2:]
+
+
+@pytest.mark.parametrize("folder", _committed_studies(), ids=lambda f: f.name)
+def test_committed_runs_are_done_for_the_command_their_report_names(folder):
+    """Every committed summary has the hash the moved study computes from the command in its report (the study's
+    own KEYED_BY_VALUE table, not the trainer's), so that command trains nothing of what is committed."""
+    summaries, _ = scan(folder / "runs")
+    args, extra = smoothing_study.parse(_command_args(json.loads((folder / "summary.json").read_text())["regime"]
+                                                      ["command"]))  # fmt: skip
+    args.summaries = folder
+    done = {(d["key"]["condition"], d["key"]["setting"], d["key"]["seed"]) for d in summaries}
+    for cond, setting, seed in done:
+        key = smoothing_study.run_key(args, extra, cond, setting, seed)
+        assert read_summary(folder / "runs" / key.filename, key).state == "ok", (folder.name, key)
+    assert not done & set(smoothing_study.pending(args, extra))
+
+
+def test_the_study_keeps_its_own_table_of_old_defaults():
+    """The study's hashes do not depend on the trainer's record of old defaults (which may go away)."""
+    from pathlib import Path
+
+    src = Path(smoothing_study.__file__).parent
+    users = [p.name for p in src.rglob("*.py") if "BEFORE_ITS_FLAG" in p.read_text(encoding="utf-8")]
+    assert not users, f"the study reads the trainer's BEFORE_ITS_FLAG: {users}"
+    assert KEYED_BY_VALUE == {"cls_scaling": ("--cls-scaling", "yolov5")}  # the committed hashes depend on it
+    kept, changed = by_value(["--epochs", "3", "--cls-scaling=sqrt", "--imgsz", "64"])
+    assert kept == ["--epochs", "3", "--imgsz", "64"] and changed == {"cls_scaling": "sqrt"}
+    assert by_value(["--cls-scaling", "yolov5"]) == ([], {})
+
+
+def _documented_commands() -> list[str]:
+    """The study commands of README.md and docs/study/README.md (continuation lines joined), except those with
+    a shell variable or an optional ``[...]`` part."""
+    from pathlib import Path
+
+    root = Path(smoothing_study.__file__).resolve().parents[2]
+    out = []
+    for doc in (root / "README.md", root / "docs" / "study" / "README.md"):
+        text = doc.read_text(encoding="utf-8").replace("\\\n", " ")
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("python experiments/label_smoothing/study.py") and not {"$", "["} & set(line):
+                out.append(line)
+    return out
+
+
+def test_documented_commands_parse_and_train_nothing_that_is_committed():
+    """Each study command of the docs parses, and every run it plans has its committed summary (same hash)."""
+    import shlex
+
+    commands = _documented_commands()
+    assert len(commands) >= 5, commands
+    for command in commands:
+        args, extra = smoothing_study.parse(_command_args(shlex.join(shlex.split(command, comments=True))))
+        assert smoothing_study.pending(args, extra) == [], command

@@ -99,7 +99,7 @@ def study_table(runs: dict[str, dict[str, list[dict]]], baseline: str, command: 
 
 def plot_study(runs: dict[str, dict[str, list[dict]]], path: str | os.PathLike) -> Path:
     """Bars with error bars (std over seeds) of mAP50-95, D-ECE and LaECE at 0.25, one group per condition."""
-    from .plots import figure, save_figure
+    from tools.evaluation.plots import figure, save_figure
 
     keys = (("mAP50-95", "mAP50-95 (higher is better)"), ("D-ECE@0.25", "D-ECE, conf >= 0.25 (lower is better)"),
             ("LaECE@0.25", "LaECE, conf >= 0.25 (lower is better)"))  # fmt: skip

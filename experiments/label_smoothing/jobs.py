@@ -2,8 +2,9 @@
 
 On a small CPU machine two single-threaded trainings finish sooner than the same two run one after the other
 with two threads each (small convolutions do not scale across threads), so a study of many short runs
-(``tools/smoothing_study.py --jobs N``) starts ``N`` of them at a time. Each child gets ``OMP_NUM_THREADS`` and
-``MKL_NUM_THREADS`` = ``threads`` (default ``max(1, cpu_count // N)``) and writes its output to its own log.
+(``experiments/label_smoothing/study.py --jobs N``) starts ``N`` of them at a time. Each child gets
+``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS`` = ``threads`` (default ``max(1, cpu_count // N)``) and writes its
+output to its own log.
 """
 
 from __future__ import annotations

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from data.datasets import build_dataset
-from data.label_noise import DEMO_LOOKALIKE, flip_labels, lookalike_map, parse_flip_map, write_yolo_copy
+from experiments.label_smoothing.label_noise import (
+    DEMO_LOOKALIKE,
+    flip_labels,
+    lookalike_map,
+    parse_flip_map,
+    write_yolo_copy,
+)
 
 
 def _labels(seed: int = 0, n_img: int = 30, nc: int = 6) -> list[np.ndarray]:

@@ -1,8 +1,8 @@
 """One study run as its own process: train (unless finished), measure, write the summary.
 
-``python -m tools.study.job spec.json`` (what ``tools/smoothing_study.py`` starts, ``--jobs`` at a time). The
-spec holds the :class:`~tools.study.summaries.RunKey` and the paths; the summary is written the moment the run is
-measured, so a study stopped at any point keeps every finished run.
+``python -m experiments.label_smoothing.job spec.json`` (what ``experiments/label_smoothing/study.py`` starts,
+``--jobs`` at a time). The spec holds the :class:`~.summaries.RunKey` and the paths; the summary is written the
+moment the run is measured, so a study stopped at any point keeps every finished run.
 """
 
 from __future__ import annotations

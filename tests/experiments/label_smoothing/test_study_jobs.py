@@ -1,4 +1,4 @@
-"""tools/training/jobs.py: at most N children at once, the thread share in their environment, failures named."""
+"""experiments/label_smoothing/jobs.py: at most N children at once, their thread share, failures named."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tools.training.jobs import default_threads, run_parallel
+from experiments.label_smoothing.jobs import default_threads, run_parallel
 
 CHILD = """
 import json, os, sys, time

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .demo_draw import DEMO_NAMES
+from data.demo_draw import DEMO_NAMES
 
 __all__ = ["DEMO_LOOKALIKE", "FlipReport", "flip_labels", "lookalike_map", "parse_flip_map", "write_yolo_copy"]
 

@@ -2,7 +2,7 @@
 
 Each model step is a subprocess of a ``tools/*.py`` script (``eval.py``, ``calibrate.py``, ``class_scores.py``),
 so the figures are exactly what a user gets from those commands, and the study imports no script; the error
-analysis of the saved detections (:mod:`tools.study.detections`) runs in this process. Outputs go to
+analysis of the saved detections (:mod:`.detections`) runs in this process. Outputs go to
 ``<run>/study/`` and are reused when newer than the weights.
 """
 
@@ -23,7 +23,7 @@ from .detections import class_agnostic, mean_tp_score, top_class_only, wrong_cla
 
 __all__ = ["Measured", "measure_run", "run_script"]
 
-TOOLS = Path(__file__).resolve().parents[1]
+TOOLS = Path(__file__).resolve().parents[2] / "tools"  # the product's scripts
 NAN = float("nan")
 Measured = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]  # (metrics, posthoc metrics, analysis)
 
@@ -79,7 +79,7 @@ def _coco_map(gt: dict, dt: list[dict]) -> float:
 
 
 def analyse(gt: dict, dt: list[dict]) -> dict[str, Any]:
-    """The :mod:`tools.study.detections` figures of one run's val detections."""
+    """The :mod:`.detections` figures of one run's val detections."""
     top = top_class_only(dt)
     out: dict[str, Any] = {"TP score": mean_tp_score(gt, dt), **wrong_class_fraction(gt, dt)}
     out["mAP50-95 top class only"] = _coco_map(gt, top)

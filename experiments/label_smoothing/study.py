@@ -1,6 +1,7 @@
 """Label-smoothing study over seeds, on clean and on noisy training labels, against post-hoc calibration.
 
-    python tools/smoothing_study.py --seeds 3 --jobs 2 [--data D --dataset NAME] [--noise 0.2] -- <train.py flags>
+    python experiments/label_smoothing/study.py --seeds 3 --jobs 2 [--data D --dataset NAME] [--noise 0.2] \
+        -- <train.py flags>
 
 Settings (``--settings``, comma-separated subset): ``eps 0``, ``eps 0.01``, ``eps 0.05``, ``eps 0.1`` (YOLO form
 ``(1 - eps/2, eps/2)``), ``uniform 0.1`` (``eps/K``), ``online 0.1`` (:mod:`detloss.online_smoothing_bce`).
@@ -12,21 +13,21 @@ Data (written once per condition under ``<project>/<name>/data/<condition>``): t
 (default: the demo) is split, with seed ``--split-seed``, into a training part and a held-out ``calib`` part
 (``--holdout``, default 20%) that no setting trains on. Condition ``clean`` keeps the labels; ``noisy`` flips a
 fraction ``--noise`` (default 0.2) of the box class labels of both parts (seeded, exactly
-``round(noise * boxes)``; ignore regions never flip; :mod:`data.label_noise`) to the look-alike class (the demo's
-pairs; ``--flip-map`` for other data, else a random other class). The val split stays clean.
+``round(noise * boxes)``; ignore regions never flip; :mod:`.label_noise`, :mod:`.conditions`) to the look-alike
+class (the demo's pairs; ``--flip-map`` for other data, else a random other class). The val split stays clean.
 
 Every run is ``tools/train.py`` with the flags after ``--`` followed by the study's own (``--data``, ``--seed``,
 ``--label-smoothing``, ``--label-smoothing-kind``, ``--project``, ``--name``; giving those after ``--`` is an
 error). Use fixed ``--epochs`` (not ``--time``), so results do not depend on the machine's load. Each run is
-one process (:mod:`tools.study.job`): train, evaluate the final weights on the val split with ``tools/eval.py``
+one process (:mod:`.job`): train, evaluate the final weights on the val split with ``tools/eval.py``
 (pycocotools; D-ECE and LaECE at conf >= 0.25 and 0.001), read the class scores at the positives
 (``tools/class_scores.py``), fit and evaluate the post-hoc calibrator, and write a summary file to
-``<summaries>/runs/`` (default ``docs/study/<dataset>/runs/``; :mod:`tools.study.summaries`). A run whose summary
+``<summaries>/runs/`` (default ``docs/study/<dataset>/runs/``; :mod:`.summaries`). A run whose summary
 exists with the same hash (setting, condition, seed and every flag) is skipped, so summaries committed on one
 machine count on another; a corrupt or foreign summary is reported and the run redone. The tables
 (``study.md``), ``summary.json`` and ``study.png`` in ``<summaries>`` are rebuilt from the summary files alone
-(:mod:`tools.study.aggregate`); ``--report-only`` does only that. When the summaries are the checkout's own
-(``docs/study/<dataset>``), the README's table of that dataset is rebuilt too (:mod:`tools.study.readme`).
+(:mod:`.aggregate`); ``--report-only`` does only that. Nothing else is written: the README links to
+``docs/study/<dataset>/study.md`` and its summary of the results is written by hand.
 A run stopped part-way (killed, preempted) goes on from its ``last.pt`` when the study is started again.
 
 ``--jobs N`` runs N runs at a time, each with ``cpu_count // N`` threads; on 2 CPU cores ``--jobs 2`` with
@@ -42,32 +43,28 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the checkout
 if __package__ in (None, ""):
     sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
-from data.label_noise import flip_labels, lookalike_map, parse_flip_map, write_yolo_copy  # noqa: E402
-from data.split import holdout_split  # noqa: E402
 from detloss.io import atomic_write  # noqa: E402
+from experiments.label_smoothing.aggregate import write_outputs  # noqa: E402
+from experiments.label_smoothing.conditions import prepare_data  # noqa: E402
+from experiments.label_smoothing.jobs import default_threads, run_parallel  # noqa: E402
+from experiments.label_smoothing.keys import (  # noqa: E402
+    CONDITIONS,
+    POSTHOC,
+    PRIORITY,
+    SETTINGS,
+    named_by_value,
+    run_key,
+)
+from experiments.label_smoothing.summaries import read_summary, scan  # noqa: E402
 from tools.evaluation.calibrators import METHODS  # noqa: E402
-from tools.study.aggregate import write_outputs  # noqa: E402
-from tools.study.summaries import RunKey, read_summary, scan  # noqa: E402
-from tools.training.jobs import default_threads, run_parallel  # noqa: E402
 
-POSTHOC = "eps 0 + post-hoc"
-SETTINGS: dict[str, tuple[float, str]] = {
-    "eps 0": (0.0, "yolo"),
-    "eps 0.01": (0.01, "yolo"),
-    "eps 0.05": (0.05, "yolo"),
-    "eps 0.1": (0.1, "yolo"),
-    "uniform 0.1": (0.1, "uniform"),
-    "online 0.1": (0.1, "online"),
-}
-# training order within a seed: the main command's comparison first (a partial study answers it soonest)
-PRIORITY = ("eps 0", "eps 0.1", "online 0.1", "eps 0.01", "uniform 0.1", "eps 0.05")
-CONDITIONS = ("clean", "noisy")
+COMMAND = "python experiments/label_smoothing/study.py"
 OWN_FLAGS = ("--data", "--seed", "--label-smoothing", "--label-smoothing-kind", "--project", "--name", "--resume")
 
 
@@ -113,7 +110,7 @@ def parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     args.dataset = args.dataset or (Path(args.data).stem if args.data else "demo")
     args.name = args.name or args.dataset
     args.summaries = Path(args.summaries) if args.summaries else ROOT / "docs" / "study" / args.dataset
-    args.command = "python tools/smoothing_study.py " + " ".join(shlex.quote(a) for a in argv)
+    args.command = COMMAND + " " + " ".join(shlex.quote(a) for a in argv)
     return args, extra
 
 
@@ -124,68 +121,6 @@ def _flag(extra: list[str], name: str, default: str) -> str:
         if a.startswith(name + "="):
             return a.split("=", 1)[1]
     return default
-
-
-def prepare_data(args: argparse.Namespace, condition: str, out: Path) -> Path:
-    """Write the condition's data folder (train part, held-out ``calib`` part, clean val); returns its YAML.
-
-    The val split keeps its COCO JSON; a split without one gets one written beside the data (``val_json``).
-    """
-    from data.convert import yolo_to_coco
-    from data.datasets import build_dataset
-    from tools.inference.datasets import resolve_data
-
-    folder = out / "data" / condition
-    done = folder / "data.yaml"
-    if done.is_file():
-        return done
-    data, _ = resolve_data(args.data)
-    base = build_dataset(data, "train", 32, augment=False)  # only the file list and labels are used
-    kept, held = holdout_split(len(base), args.holdout, args.split_seed)
-    fmap = parse_flip_map(args.flip_map, base.nc) if args.flip_map else lookalike_map(base.names)
-    fraction = args.noise if condition == "noisy" else 0.0
-    report: dict[str, Any] = {"condition": condition, "fraction": fraction, "flip_map": fmap, "seed": args.noise_seed}
-    entries = {}
-    for part, idx, seed in (("train", kept, args.noise_seed), ("calib", held, args.noise_seed + 1)):
-        labels, rep = flip_labels([base.labels[i] for i in idx], fraction, base.nc, seed, fmap)
-        entries[part] = str(write_yolo_copy([base.im_files[i] for i in idx], labels, folder, part).resolve())
-        report[part] = {"images": len(idx), "boxes_flipped": rep.flipped, "boxes_eligible": rep.eligible}
-    doc = {"path": str(folder.resolve()), "train": entries["train"], "calib": entries["calib"], "val": data["val"],
-           "names": list(data["names"])}  # fmt: skip
-    for key in ("val_json", "val_images", "multi_label"):
-        if data.get(key) is not None:
-            doc[key] = str(data[key]) if key != "multi_label" else data[key]
-    if "val_json" not in doc:
-        doc["val_json"] = str(yolo_to_coco(data, "val", folder / "val_coco.json").resolve())
-    atomic_write(folder / "noise.json", json.dumps(report, indent=2))
-    atomic_write(done, yaml.safe_dump(doc, sort_keys=False))
-    return done
-
-
-def by_value(extra: list[str]) -> tuple[list[str], dict[str, Any]]:
-    """``(the trainer flags without those of BEFORE_ITS_FLAG, the values of those options that differ from what
-    training did before the option existed)``. Such an option (``--cls-scaling``) is part of a run's key by
-    value, not by flag text: a run keyed before the option existed keeps its hash when the option is named at
-    its old value, and a default that changes gives runs of the new value a new hash."""
-    from tools.training.config import BEFORE_ITS_FLAG, flag
-    from tools.training.options import parse_opt
-
-    opt = parse_opt(list(extra))
-    strip = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
-    for name in BEFORE_ITS_FLAG:
-        strip.add_argument(flag(name))
-    kept = strip.parse_known_args(list(extra))[1]
-    return kept, {k: getattr(opt, k) for k, old in BEFORE_ITS_FLAG.items() if getattr(opt, k) != old}
-
-
-def run_key(args: argparse.Namespace, extra: list[str], condition: str, setting: str, seed: int) -> RunKey:
-    """The identity of one run: everything that changes what is trained or measured, no paths."""
-    eps, kind = SETTINGS[setting]
-    train, changed = by_value(extra)
-    flags = {"train": train, "eps": eps, "kind": kind, "holdout": args.holdout, "split_seed": args.split_seed,
-             "noise": args.noise if condition == "noisy" else 0.0, "noise_seed": args.noise_seed,
-             "flip_map": args.flip_map or "default", "posthoc": args.posthoc_method, **changed}  # fmt: skip
-    return RunKey(args.dataset, condition, setting, seed, flags)
 
 
 def train_argv(extra: list[str], setting: str, seed: int, data_yaml: Path, cond_dir: Path) -> tuple[Path, list[str]]:
@@ -218,7 +153,7 @@ def pending(args: argparse.Namespace, extra: list[str]) -> list[tuple[str, str, 
 
 
 def run_jobs(args: argparse.Namespace, extra: list[str], todo: list[tuple[str, str, int]], out: Path) -> None:
-    """Each pending run as a :mod:`tools.study.job` process, ``--jobs`` at a time."""
+    """Each pending run as a :mod:`.job` process, ``--jobs`` at a time."""
     jobs = []
     device = _flag(extra, "--device", "")
     data_yamls = {cond: prepare_data(args, cond, out) for cond in {c for c, _, _ in todo}}
@@ -232,7 +167,10 @@ def run_jobs(args: argparse.Namespace, extra: list[str], todo: list[tuple[str, s
         spec_file = run.parent / f"{run.name}.spec.json"
         atomic_write(spec_file, json.dumps(spec, indent=1))
         jobs.append(
-            ([sys.executable, "-m", "tools.study.job", str(spec_file.resolve())], run.parent / f"{run.name}.log")
+            (
+                [sys.executable, "-m", "experiments.label_smoothing.job", str(spec_file.resolve())],
+                run.parent / f"{run.name}.log",
+            )
         )
     print(f"{len(jobs)} run(s) to do, {args.jobs} at a time, {default_threads(args.jobs)} thread(s) each "
           f"(logs: {out}/<condition>/<run>.log); summaries go to {args.summaries / 'runs'}")  # fmt: skip
@@ -245,14 +183,16 @@ def report(args: argparse.Namespace) -> dict[str, Path]:
     for status in bad:
         print(f"{status.path}: {status.state} ({status.reason}); not counted")
     mine = [d for d in summaries if d["key"]["dataset"] == args.dataset]
-    notes = [
+    command = study_command(args, mine) if args.report_only else args.command
+    return write_outputs(args.summaries, args.dataset, mine, command, list(SETTINGS), notes(args))
+
+
+def notes(args: argparse.Namespace) -> list[str]:
+    """The lines under the report's tables that state the post-hoc fit and what the seeds vary."""
+    return [
         f"Post-hoc: {args.posthoc_method}, fitted on the held-out {args.holdout:g} of train (seed {args.split_seed}).",
         "Seeds vary only the training; the noise draw and the held-out split are fixed.",
     ]
-    command = study_command(args, mine) if args.report_only else args.command
-    own = args.summaries.resolve() == (ROOT / "docs" / "study" / args.dataset).resolve()
-    readme = ROOT / "README.md" if own else None  # the checkout's own study: its README table follows the summaries
-    return write_outputs(args.summaries, args.dataset, mine, command, list(SETTINGS), notes, readme)
 
 
 def study_command(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> str:
@@ -262,17 +202,14 @@ def study_command(args: argparse.Namespace, summaries: list[dict[str, Any]]) -> 
     flags = summaries[0]["key"]["flags"]
     settings = list(dict.fromkeys(d["key"]["setting"] for d in summaries))
     seeds = 1 + max(int(d["key"]["seed"]) for d in summaries)
-    parts = ["python tools/smoothing_study.py", f"--seeds {seeds}", "--jobs 2"]
+    parts = [COMMAND, f"--seeds {seeds}", "--jobs 2"]
     if args.dataset != "demo":
         parts += ["--data <data.yaml>", f"--dataset {shlex.quote(args.dataset)}"]
     parts.append("--settings " + shlex.quote(",".join(s for s in SETTINGS if s in settings)))  # post-hoc rows: always
     if flags.get("flip_map", "default") != "default":
         parts.append(f"--flip-map {flags['flip_map']}")
-    from tools.training.config import BEFORE_ITS_FLAG, flag
-
     # options keyed by value are named explicitly: the trainer's default may differ from the runs' value
-    named = [f"{flag(k)} {shlex.quote(str(flags.get(k, old)))}" for k, old in BEFORE_ITS_FLAG.items()]
-    return " ".join([*parts, "--", *(shlex.quote(a) for a in flags.get("train", [])), *named])
+    return " ".join([*parts, "--", *(shlex.quote(a) for a in flags.get("train", [])), *named_by_value(flags)])
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -297,4 +234,4 @@ def main(argv: list[str] | None = None) -> Path:
 if __name__ == "__main__":
     from tools.cli.errors import run_script
 
-    run_script("smoothing_study.py", main, also=(RuntimeError,))
+    run_script("study.py", main, also=(RuntimeError,))
