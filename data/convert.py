@@ -20,17 +20,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import yaml
 
-from detloss.io import atomic_write
+from fileio import atomic_write, link_or_copy
 
 from .datasets import CocoDataset, YoloDataset
 from .report import DatasetError
-from .sources import label_path
+from .sources import label_path, write_labels
 from .yaml_io import load_data_yaml, parse_data_dict
 
 
@@ -98,28 +97,9 @@ def coco_to_yolo(
         src = Path(f)
         rel = src.relative_to(src_root) if src.is_relative_to(src_root) else Path(src.name)
         dst = out / "images" / split / rel
-        _place_image(src, dst, link)
-        rows = "".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in lab.astype(float))
-        atomic_write(label_path(dst), rows)
+        link_or_copy(src, dst, link)
+        write_labels(label_path(dst), lab)
     return _update_yaml(out, split, ds.names, ds.cat_ids)
-
-
-def _place_image(src: Path, dst: Path, link: bool) -> None:
-    if dst.exists() and dst.samefile(src):
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
-        if link:
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copy2(src, tmp)
-        else:
-            shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _update_yaml(out: Path, split: str, names: list[str], cat_ids: list[int]) -> Path:

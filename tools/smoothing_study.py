@@ -50,7 +50,7 @@ import yaml  # noqa: E402
 
 from data.label_noise import flip_labels, lookalike_map, parse_flip_map, write_yolo_copy  # noqa: E402
 from data.split import holdout_split  # noqa: E402
-from detloss.io import atomic_write  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 from tools.evaluation.calibrators import METHODS  # noqa: E402
 from tools.study.aggregate import write_outputs  # noqa: E402
 from tools.study.summaries import RunKey, read_summary, scan  # noqa: E402

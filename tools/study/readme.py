@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 
 __all__ = ["block", "markers", "replace_block", "sync_readme"]
 

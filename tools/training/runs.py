@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 
 
 def increment_path(path: str | Path, exist_ok: bool = False) -> Path:

@@ -1,4 +1,4 @@
-"""detloss.io: atomic writes keep the old file on failure and leave no temporary behind."""
+"""fileio: atomic writes keep the old file on failure and leave no temporary behind; link_or_copy."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 
-from detloss.io import atomic_write, atomic_write_with
+from fileio import atomic_write, atomic_write_with
 
 
 def test_text_bytes_and_callback(tmp_path):
