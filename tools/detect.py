@@ -36,6 +36,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 
 from data.sources import write_labels  # noqa: E402
+from tools.cli.runs import increment_path  # noqa: E402
 from tools.detection.annotate import draw_detections, write_image  # noqa: E402
 from tools.detection.sources import Frame, count_frames, iter_frames, list_sources  # noqa: E402
 from tools.evaluation.calibrators import carried_calibrator  # noqa: E402
@@ -43,7 +44,6 @@ from tools.evaluation.cocojson import atomic_write_json, detections_to_coco  # n
 from tools.inference.device import select_device  # noqa: E402
 from tools.inference.predict import predict, preprocess  # noqa: E402
 from tools.inference.weights import is_onnx, load_weights  # noqa: E402
-from tools.training.runs import increment_path  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
