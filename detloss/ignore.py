@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .decode import decode_wh, decode_xy
-from .validate import check_targets_values
+from .validate import check_ignore_values, check_targets_values
 
 IGNORE_CLASS = -1  # class id of an ignore region inside a targets tensor
 CHUNK_ELEMS = 1 << 22  # (box, cell, anchor) pairs per chunk of an overlap mask
@@ -53,17 +53,13 @@ def _as_target_rows(ignore: Tensor, dtype: torch.dtype) -> Tensor:
 
 
 def check_targets_and_ignore(targets: Tensor, ignore: Tensor, bs: int, nc: int) -> None:
-    """Value checks of targets and ignore regions together: one host sync when all is well."""
+    """Value checks of targets and ignore regions together: one host sync when all is well; else the error of
+    whichever is bad (targets first)."""
     try:
         check_targets_values(torch.cat((targets, _as_target_rows(ignore, targets.dtype))), bs, nc)
     except ValueError:
         check_targets_values(targets, bs, nc)  # raises when the targets are the bad rows
-        try:
-            check_targets_values(_as_target_rows(ignore, targets.dtype), bs, 1)
-        except ValueError as e:
-            msg = str(e).replace("invalid targets", "invalid ignore regions").replace(", num_classes 1", "")
-            msg = msg.replace("[image, class, cx, cy, w, h]", "[image, 0, cx, cy, w, h]: ignore rows with class 0")
-            raise ValueError(msg) from None
+        check_ignore_values(ignore, bs)
         raise
 
 

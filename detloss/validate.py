@@ -63,9 +63,21 @@ _REASONS = (
 
 def check_targets_values(targets: Tensor, bs: int, nc: int, tol: float = BOX_TOL) -> None:
     """Value checks of ``[image, class, cx, cy, w, h]`` rows; a single host sync when all is well."""
-    if targets.shape[0] == 0:
+    _check_rows(targets, targets, bs, nc, tol, "targets", "[image, class, cx, cy, w, h]")
+
+
+def check_ignore_values(ignore: Tensor, bs: int, tol: float = BOX_TOL) -> None:
+    """Value checks of ignore regions ``[image, cx, cy, w, h]`` (the target rules, without a class)."""
+    as_targets = torch.cat((ignore[:, :1], torch.zeros_like(ignore[:, :1]), ignore[:, 1:]), 1)
+    _check_rows(as_targets, ignore, bs, None, tol, "ignore regions", "[image, cx, cy, w, h]")
+
+
+def _check_rows(t6: Tensor, shown: Tensor, bs: int, nc: int | None, tol: float, what: str, layout: str) -> None:
+    """Check ``t6`` ``[n, 6]`` target rows (class not checked when ``nc`` is None); the error names ``what``
+    and prints the first bad row of ``shown`` (the caller's own rows, in ``layout``)."""
+    if t6.shape[0] == 0:
         return
-    t = targets.detach().double()
+    t = t6.detach().double()
     finite = torch.isfinite(t).all(1)
     t = torch.where(finite[:, None], t, torch.zeros_like(t))
     img, cls, cx, cy, w, h = t.unbind(1)
@@ -73,7 +85,7 @@ def check_targets_values(targets: Tensor, bs: int, nc: int, tol: float = BOX_TOL
         (
             ~finite,
             (img != img.round()) | (img < 0) | (img >= bs),
-            (cls != cls.round()) | (cls < 0) | (cls >= nc),
+            (cls != cls.round()) | (cls < 0) | (cls >= (nc if nc is not None else 1)),
             (w <= 0) | (h <= 0),
             (cx - w / 2 < -tol) | (cy - h / 2 < -tol) | (cx + w / 2 > 1 + tol) | (cy + h / 2 > 1 + tol),
         ),
@@ -84,9 +96,10 @@ def check_targets_values(targets: Tensor, bs: int, nc: int, tol: float = BOX_TOL
     rows = bad.any(1).nonzero().flatten().tolist()
     r = rows[0]
     reason = _REASONS[int(bad[r].nonzero()[0])]
+    sizes = f"batch size {bs}" + (f", num_classes {nc}" if nc is not None else "")
     raise ValueError(
-        f"invalid targets: {len(rows)} bad row(s), first row {r} {targets[r].tolist()}: {reason} "
-        f"(batch size {bs}, num_classes {nc}; rows are [image, class, cx, cy, w, h] normalised to 0..1)"
+        f"invalid {what}: {len(rows)} bad row(s), first row {r} {shown[r].tolist()}: {reason} "
+        f"({sizes}; rows are {layout} normalised to 0..1)"
     )
 
 
