@@ -4,8 +4,7 @@ Layout of ``ensure_demo()``'s folder::
 
     demo.yaml                                  data YAML (absolute ``path``; keys train/val, train_json/val_json)
     images/{train,val}/000000.jpg ...          256x256 JPEG, quality 95 (byte-deterministic for one
-                                               OpenCV/libjpeg build; PNG of these noisy images is 5x larger
-                                               and 20x slower to encode)
+                                               OpenCV/libjpeg build; why not PNG: docs/notes.md)
     labels/{train,val}/000000.txt ...          yolov5 rows "cls cx cy w h", normalised, 6 decimals
     annotations/instances_{train,val}.json     COCO: image id = file index (= YoloDataset index),
                                                category id = class index, annotation ids from 1,

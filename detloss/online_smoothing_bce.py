@@ -2,11 +2,11 @@
 
 Zhang et al. 2021 ("Delving Deep into Label Smoothing", arXiv 2011.12562) learn, for each class y, a soft label:
 the mean softmax distribution of the correctly classified training samples of class y in the previous epoch.
-That is a *distribution* over classes. A YOLO head has K independent sigmoids; an earlier adaptation fed
-those through a sum-to-1 normalisation and used the result as BCE targets. The true class's target then
-became ``alpha + (1 - alpha) * p_y / sum_k p_k``, below 1 whenever any other score is above 0; the model
-learns that lower target, the next epoch's statistic is lower again, and the class scores of true
-positives sink epoch after epoch (the old study: 6 detections above 0.25).
+That is a *distribution* over classes. A YOLO head has K independent sigmoids. Feeding those through a
+sum-to-1 normalisation and using the result as BCE targets would make the true class's target
+``alpha + (1 - alpha) * p_y / sum_k p_k``, below 1 whenever any other score is above 0; the model learns that
+lower target, the next epoch's statistic is lower again, and the class scores of true positives sink epoch
+after epoch (docs/notes.md, "detloss/online_smoothing_bce.py", has what that did in a run).
 
 This adaptation keeps the per-class binary semantics of BCE. With YOLO's smoothed pair
 ``(cp, cn) = (1 - eps/2, eps/2)`` (:func:`detloss.smooth_BCE`), the target row of a positive of class y is::
@@ -30,10 +30,9 @@ is *not* used: pinning the true class at ``cp`` is the point. A class with no su
 ``supervise`` starts as the identity, so the first epoch is exactly the ``"yolo"`` kind. If the model fitted
 its targets exactly, the next statistic would be ``(1 - alpha) * s_y``: the similarity decays unless the data
 keep two classes confused (look-alike classes, noisy labels), as the paper's matrix also shrinks toward the
-hard label under a perfect fit. (Normalising by the true class's own rise, ``pbar_y[y] - cn``, instead of
-``cp - cn`` was tried and rejected: early in training all scores are similar, every ratio is near 1 and every
-negative target jumps to about 0.5, which in a short demo run inflated the scores: 729 detections above
-0.25 where plain smoothing had 6.)
+hard label under a perfect fit. The scale is ``cp - cn``, not the true class's own rise ``pbar_y[y] - cn``:
+early in training all scores are similar, so that ratio is near 1 for every class and every negative target
+would jump to about 0.5 (docs/notes.md).
 Nothing is accumulated in eval mode; ``S`` never gets a gradient; under DDP :meth:`next_epoch` sums the
 accumulators over ranks first (collective: every rank calls it).
 """
