@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .decode import decode_wh, decode_xy
-from .validate import check_ignore_values, check_targets_values
+from .validate import check_ignore_shape, check_ignore_values, check_targets_values  # noqa: F401 (loss.py)
 
 IGNORE_CLASS = -1  # class id of an ignore region inside a targets tensor
 CHUNK_ELEMS = 1 << 22  # (box, cell, anchor) pairs per chunk of an overlap mask
@@ -34,17 +34,6 @@ def split_ignore(targets: Tensor) -> tuple[Tensor, Tensor]:
         raise ValueError(f"split_ignore takes targets of shape (n, 6) [image, class, cx, cy, w, h], got {shape}")
     is_ig = targets[:, 1] == IGNORE_CLASS
     return targets[~is_ig], targets[is_ig][:, [0, 2, 3, 4, 5]]
-
-
-def check_ignore_shape(ignore: Tensor, device: torch.device) -> None:
-    if not isinstance(ignore, Tensor):
-        raise ValueError(f"ignore must be a torch.Tensor [m, 5] or None, got {type(ignore).__name__}")
-    if ignore.dim() != 2 or ignore.shape[1] != 5:
-        raise ValueError(f"ignore must have shape (m, 5) [image, cx, cy, w, h], got {tuple(ignore.shape)}")
-    if not ignore.is_floating_point():
-        raise ValueError(f"ignore must be a floating-point tensor, got {ignore.dtype}")
-    if ignore.device != device:
-        raise ValueError(f"ignore is on {ignore.device} but preds on {device}; move it to the same device")
 
 
 def _as_target_rows(ignore: Tensor, dtype: torch.dtype) -> Tensor:

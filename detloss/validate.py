@@ -42,14 +42,28 @@ def check_preds(preds: Sequence[Tensor], nl: int, na: int, nc: int) -> list[Tens
 
 
 def check_targets_shape(targets: Tensor, device: torch.device) -> None:
-    if not isinstance(targets, Tensor):
-        raise ValueError(f"targets must be a torch.Tensor [n, 6], got {type(targets).__name__}")
-    if targets.dim() != 2 or targets.shape[1] != 6:
-        raise ValueError(f"targets must have shape (n, 6) [image, class, cx, cy, w, h], got {tuple(targets.shape)}")
-    if not targets.is_floating_point():
-        raise ValueError(f"targets must be a floating-point tensor, got {targets.dtype}")
-    if targets.device != device:
-        raise ValueError(f"targets are on {targets.device} but preds on {device}; move them to the same device")
+    """``targets`` is a floating-point ``Tensor[n, 6]`` ``[image, class, cx, cy, w, h]`` on ``device``."""
+    _check_rows_shape(targets, "targets", ("n", "[image, class, cx, cy, w, h]"), "", device)
+
+
+def check_ignore_shape(ignore: Tensor, device: torch.device) -> None:
+    """``ignore`` is a floating-point ``Tensor[m, 5]`` ``[image, cx, cy, w, h]`` on ``device``."""
+    _check_rows_shape(ignore, "ignore", ("m", "[image, cx, cy, w, h]"), " or None", device)
+
+
+def _check_rows_shape(t: Tensor, name: str, rows: tuple[str, str], alt: str, device: torch.device) -> None:
+    """Type, 2-D shape ``(rows[0], columns of the layout rows[1])``, floating dtype and device of ``t``."""
+    n, layout = rows
+    cols = layout.count(",") + 1
+    if not isinstance(t, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [{n}, {cols}]{alt}, got {type(t).__name__}")
+    if t.dim() != 2 or t.shape[1] != cols:
+        raise ValueError(f"{name} must have shape ({n}, {cols}) {layout}, got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if t.device != device:
+        are, them = ("are", "them") if name.endswith("s") else ("is", "it")
+        raise ValueError(f"{name} {are} on {t.device} but preds on {device}; move {them} to the same device")
 
 
 _REASONS = (
