@@ -179,7 +179,7 @@ def _write_split(out: Path, split: str, split_no: int, n: int, seed: int) -> dic
             raise OSError(f"OpenCV could not encode {img_dir / name}")
         (img_dir / name).write_bytes(buf.tobytes())
         rows = [[c, (x + w / 2) / s, (y + h / 2) / s, w / s, h / s] for c, x, y, w, h in boxes]
-        write_labels(lab_dir / f"{i:06d}.txt", rows)
+        write_labels(lab_dir / f"{i:06d}.txt", rows, atomic=False)  # the folder is moved into place when complete
         images.append({"id": i, "file_name": name, "width": s, "height": s})
         for c, x, y, w, h in boxes:
             anns.append(

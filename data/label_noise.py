@@ -118,5 +118,5 @@ def write_yolo_copy(
     for k, (src, lb) in enumerate(zip(im_files, labels)):
         stem = f"{k:06d}"
         link_or_copy(src, img_dir / f"{stem}{Path(src).suffix.lower()}")
-        write_labels(lab_dir / f"{stem}.txt", np.asarray(lb).reshape(-1, 5))
+        write_labels(lab_dir / f"{stem}.txt", np.asarray(lb).reshape(-1, 5), atomic=False)
     return img_dir

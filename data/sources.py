@@ -248,10 +248,22 @@ def label_text(rows: np.ndarray | list, conf: np.ndarray | list | None = None, w
     return "".join(line + "\n" for line in lines)
 
 
-def write_labels(path: str | os.PathLike, rows: np.ndarray | list, conf: np.ndarray | list | None = None) -> Path:
-    """Write a yolov5 label file (:func:`label_text`) atomically (``fileio.atomic_write``); returns ``path``.
+def write_labels(
+    path: str | os.PathLike, rows: np.ndarray | list, conf: np.ndarray | list | None = None, atomic: bool = True
+) -> Path:
+    """Write a yolov5 label file (:func:`label_text`); returns ``path``. Parent folders are created.
+
+    ``atomic``: through ``fileio.atomic_write`` (a reader sees the old file or the new one; an fsync per
+    file). ``atomic=False``: a plain write, no fsync, for generators that write a whole new dataset of many
+    small files (the demo, which moves its folder into place when complete; the digits set; relabelled copies).
 
     :func:`read_labels` reads back a file written without ``conf`` (it reports 6-column rows as bad: a
     file with confidences is a detection output, not training input).
     """
-    return atomic_write(path, label_text(rows, conf, where=str(path)))
+    text = label_text(rows, conf, where=str(path))
+    if atomic:
+        return atomic_write(path, text)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

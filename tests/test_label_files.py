@@ -44,3 +44,10 @@ def test_bad_rows_name_the_file_and_write_nothing(tmp_path, rows, conf, match):
     with pytest.raises(ValueError, match=match) as e:
         write_labels(tmp_path / "x.txt", rows, conf)
     assert "x.txt" in str(e.value) and not (tmp_path / "x.txt").exists()
+
+
+def test_plain_write_gives_the_same_file(tmp_path):
+    rows = [[1, 0.5, 0.5, 0.25, 0.125]]
+    a = write_labels(tmp_path / "a" / "x.txt", rows)
+    b = write_labels(tmp_path / "b" / "x.txt", rows, atomic=False)
+    assert a.read_bytes() == b.read_bytes() == b"1 0.500000 0.500000 0.250000 0.125000\n"

@@ -81,7 +81,7 @@ def make(out: Path, frac: float = 0.5, radius: float = 0.3, seed: int = 0) -> di
             for variant in ("ignore", "noignore"):
                 link_or_copy(img, out / variant / "images" / split / img.name)
                 kept = rows if variant == "ignore" else rows[rows[:, 0] >= 0]
-                write_labels(out / variant / "labels" / split / f"{img.stem}.txt", kept)
+                write_labels(out / variant / "labels" / split / f"{img.stem}.txt", kept, atomic=False)
     gt = out / "annotations" / "instances_val.json"
     base = {"names": meta["names"], "train": "images/train", "val": "images/val"}
     yolo_to_coco({**base, "path": str(out / "ignore")}, "val", gt)  # class -1 rows -> crowd annotations

@@ -91,7 +91,7 @@ def generate(out: Path, seed: int = 0, n_train: int = 500, n_val: int = 150) -> 
             img, boxes = draw(np.random.default_rng([seed, s, i]))
             cv2.imwrite(str(out / "images" / split / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             rows = [[c, (x + w / 2) / W, (y + h / 2) / H, w / W, h / H] for c, x, y, w, h in boxes]
-            write_labels(out / "labels" / split / f"{i:06d}.txt", rows)
+            write_labels(out / "labels" / split / f"{i:06d}.txt", rows, atomic=False)
     path = out / "digits.yaml"
     path.write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images/train", "val": "images/val",
                                     "names": NAMES}))  # fmt: skip
