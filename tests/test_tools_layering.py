@@ -194,3 +194,20 @@ def test_evaluation_never_loads_torch_even_when_writing_files():
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
     assert got == {"torch": False, "written": ["dt.json", "metrics.json"]}
+
+
+@pytest.mark.parametrize(
+    "package,forbidden",
+    [
+        ("detloss", {"fileio", "models", "data", "tools"}),  # the installed library: torch and the standard library
+        ("fileio", {"detloss", "models", "data", "tools", "torch", "numpy"}),  # standard library only
+        ("data", {"models", "tools"}),
+        ("models", {"data", "tools"}),
+    ],
+)
+def test_packages_import_one_way(package, forbidden):
+    bad = {
+        str(path.relative_to(ROOT)): sorted(n for n in _imports(path) if n.split(".")[0] in forbidden)
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert not {k: v for k, v in bad.items() if v}, f"{package} imports what it must not: {bad}"
