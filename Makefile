@@ -36,7 +36,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q $(ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check detloss models data tools tests examples experiments
+	$(VENV)/bin/ruff check detloss fileio models data tools tests examples experiments
 	$(VENV)/bin/mypy detloss
 
 docs: $(STAMP)

@@ -1,8 +1,9 @@
 """Convert between the yolov5 layout and COCO JSON.
 
-``yolo_to_coco``: image ids are the :class:`data.datasets.YoloDataset` indices and category ids the
-class indices (so the JSON is the ground truth for that dataset's predictions); annotation ids start
-at 1 (pycocotools treats id 0 as unmatched); ``bbox = [x, y, w, h]`` float pixels; ``area = w*h``.
+``yolo_to_coco``: :func:`data.coco_gt.coco_from_labels` of the split's :class:`data.datasets.YoloDataset`:
+image ids are the dataset indices and category ids the class indices (so the JSON is the ground truth for
+that dataset's predictions); annotation ids start at 1 (pycocotools treats id 0 as unmatched);
+``bbox = [x, y, w, h]`` float pixels; ``area = w*h``.
 
 ``coco_to_yolo``: sorted category ids become class indices ``0..nc-1``; crowd annotations are left
 out (they are not objects to detect); images are hard-linked (or copied) to ``out/images/<split>/``
@@ -20,17 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
 import yaml
 
-from detloss.io import atomic_write
+from fileio import atomic_write, link_or_copy
 
+from .coco_gt import coco_from_labels
 from .datasets import CocoDataset, YoloDataset
 from .report import DatasetError
-from .sources import label_path
+from .sources import label_path, write_labels
 from .yaml_io import load_data_yaml, parse_data_dict
 
 
@@ -49,30 +50,8 @@ def yolo_to_coco(
         raise DatasetError(f"{d.get('yaml_file', 'data')}: no '{split}' split")
     ds = YoloDataset(entry, names=d["names"], strict=strict)
     base = Path(entry) if isinstance(entry, str) and Path(entry).is_dir() else Path(d["path"])
-    images: list[dict] = []
-    anns: list[dict] = []
-    for k, (f, (h, w), lab) in enumerate(zip(ds.im_files, ds.shapes, ds.labels)):
-        rel = os.path.relpath(f, base) if Path(f).is_relative_to(base) else f
-        images.append({"id": ds.image_ids[k], "file_name": rel, "width": w, "height": h})
-        for c, cx, cy, bw, bh in lab.astype(float):
-            x, y, pw, ph = (cx - bw / 2) * w, (cy - bh / 2) * h, bw * w, bh * h
-            for cat in range(len(ds.names)) if c < 0 else [int(c)]:
-                anns.append(
-                    {
-                        "id": len(anns) + 1,
-                        "image_id": ds.image_ids[k],
-                        "category_id": cat,
-                        "bbox": [x, y, pw, ph],
-                        "area": pw * ph,
-                        "iscrowd": int(c < 0),
-                    }
-                )
-    coco = {
-        "info": {"description": f"converted from {d.get('yaml_file', 'data')} split {split} by detloss data.convert"},
-        "images": images,
-        "annotations": anns,
-        "categories": [{"id": k, "name": n} for k, n in enumerate(ds.names)],
-    }
+    info = {"description": f"converted from {d.get('yaml_file', 'data')} split {split} by detloss data.convert"}
+    coco = {"info": info, **coco_from_labels(ds, root=base)}
     atomic_write(out_json, json.dumps(coco))
     return Path(out_json)
 
@@ -98,28 +77,9 @@ def coco_to_yolo(
         src = Path(f)
         rel = src.relative_to(src_root) if src.is_relative_to(src_root) else Path(src.name)
         dst = out / "images" / split / rel
-        _place_image(src, dst, link)
-        rows = "".join(f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n" for c, cx, cy, w, h in lab.astype(float))
-        atomic_write(label_path(dst), rows)
+        link_or_copy(src, dst, link)
+        write_labels(label_path(dst), lab)
     return _update_yaml(out, split, ds.names, ds.cat_ids)
-
-
-def _place_image(src: Path, dst: Path, link: bool) -> None:
-    if dst.exists() and dst.samefile(src):
-        return
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
-        if link:
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copy2(src, tmp)
-        else:
-            shutil.copy2(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _update_yaml(out: Path, split: str, names: list[str], cat_ids: list[int]) -> Path:

@@ -4,8 +4,7 @@ Layout of ``ensure_demo()``'s folder::
 
     demo.yaml                                  data YAML (absolute ``path``; keys train/val, train_json/val_json)
     images/{train,val}/000000.jpg ...          256x256 JPEG, quality 95 (byte-deterministic for one
-                                               OpenCV/libjpeg build; PNG of these noisy images is 5x larger
-                                               and 20x slower to encode)
+                                               OpenCV/libjpeg build; why not PNG: docs/notes.md)
     labels/{train,val}/000000.txt ...          yolov5 rows "cls cx cy w h", normalised, 6 decimals
     annotations/instances_{train,val}.json     COCO: image id = file index (= YoloDataset index),
                                                category id = class index, annotation ids from 1,
@@ -33,6 +32,7 @@ import yaml
 from .cache import cache_root
 from .demo_draw import DEMO_NAMES, draw_image
 from .report import DatasetError
+from .sources import write_labels
 
 DEMO_IMGSZ = 256
 DEMO_TRAIN = 600
@@ -178,8 +178,8 @@ def _write_split(out: Path, split: str, split_no: int, n: int, seed: int) -> dic
         if not ok:
             raise OSError(f"OpenCV could not encode {img_dir / name}")
         (img_dir / name).write_bytes(buf.tobytes())
-        rows = [f"{c} {(x + w / 2) / s:.6f} {(y + h / 2) / s:.6f} {w / s:.6f} {h / s:.6f}" for c, x, y, w, h in boxes]
-        (lab_dir / f"{i:06d}.txt").write_text("".join(r + "\n" for r in rows))
+        rows = [[c, (x + w / 2) / s, (y + h / 2) / s, w / s, h / s] for c, x, y, w, h in boxes]
+        write_labels(lab_dir / f"{i:06d}.txt", rows, atomic=False)  # the folder is moved into place when complete
         images.append({"id": i, "file_name": name, "width": s, "height": s})
         for c, x, y, w, h in boxes:
             anns.append(

@@ -11,7 +11,7 @@ offsets, the report's counts and issues) and a hash of every image and label pat
 modification time (and the reader settings that change the result, e.g. the number of classes). A
 different hash means files changed: the cache is rebuilt. The file is a numpy ``.npz`` read with
 ``allow_pickle=False`` (a foreign file cannot run code); a file that does not read back as a cache of this
-version is reported and rebuilt, never trusted. Written atomically (:func:`detloss.io.atomic_write`).
+version is reported and rebuilt, never trusted. Written atomically (:func:`fileio.atomic_write`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 
 from .cache import cache_root
 from .report import DatasetReport, Issue

@@ -6,7 +6,9 @@ Layout (yolov5 ``utils/dataloaders.py``, ultralytics docs "Object Detection Data
 Each label row is ``class cx cy w h``, box centre and size normalised 0..1 to the image width and
 height. A missing label file means an image with no objects. detloss extension: class ``-1``
 (:data:`IGNORE_CLASS`) marks an ignore region (crowd / "don't care": no objectness loss inside it,
-see ``detloss.split_ignore``), carried through augmentation like a box.
+see ``detloss.split_ignore``), carried through augmentation like a box. :func:`write_labels` writes
+such a file (with an optional confidence column, as yolov5 ``detect.py --save-conf``), :func:`read_labels`
+reads one.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from fileio import atomic_write
 
 from .report import DatasetNotFoundError, DatasetReport
 
@@ -216,3 +220,50 @@ def _parse_row(fields: list[str], nc: int | None, path: object, ln: int, report:
         x1, y1, x2, y2 = max(x1, 0.0), max(y1, 0.0), min(x2, 1.0), min(y2, 1.0)
         cx, cy, w, h = (x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1
     return (float(int(c)), cx, cy, w, h)
+
+
+def label_text(rows: np.ndarray | list, conf: np.ndarray | list | None = None, where: str = "labels") -> str:
+    """The text of a yolov5 label file: one line ``cls cx cy w h`` per row (``cx cy w h`` with 6 decimals).
+
+    ``rows``: ``[n, 5]`` ``cls, cx, cy, w, h``, box centre and size normalised 0..1; ``cls`` an integer
+    (``-1``: an ignore region). ``conf``: ``[n]`` scores, written as a sixth column with 5 decimals (yolov5
+    ``detect.py --save-conf``). Every line ends in a newline; no rows give an empty text. Non-integer classes,
+    non-finite values or mismatched lengths raise ``ValueError`` naming ``where``.
+    """
+    arr = np.asarray(rows, dtype=np.float64)
+    if arr.size == 0:
+        arr = arr.reshape(0, 5)
+    if arr.ndim != 2 or arr.shape[1] != 5:
+        raise ValueError(f"{where}: label rows must be [n, 5] (cls cx cy w h), got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{where}: label rows contain NaN or infinite values")
+    if (arr[:, 0] != np.round(arr[:, 0])).any():
+        raise ValueError(f"{where}: classes must be integers, got {arr[arr[:, 0] != np.round(arr[:, 0]), 0][:5]}")
+    lines = [f"{int(c)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}" for c, cx, cy, w, h in arr.tolist()]
+    if conf is not None:
+        scores = np.asarray(conf, dtype=np.float64).reshape(-1)
+        if len(scores) != len(lines):
+            raise ValueError(f"{where}: {len(lines)} label rows but {len(scores)} confidences")
+        lines = [f"{line} {s:.5f}" for line, s in zip(lines, scores.tolist())]
+    return "".join(line + "\n" for line in lines)
+
+
+def write_labels(
+    path: str | os.PathLike, rows: np.ndarray | list, conf: np.ndarray | list | None = None, atomic: bool = True
+) -> Path:
+    """Write a yolov5 label file (:func:`label_text`); returns ``path``. Parent folders are created.
+
+    ``atomic``: through ``fileio.atomic_write`` (a reader sees the old file or the new one; an fsync per
+    file). ``atomic=False``: a plain write, no fsync, for generators that write a whole new dataset of many
+    small files (the demo, which moves its folder into place when complete; the digits set; relabelled copies).
+
+    :func:`read_labels` reads back a file written without ``conf`` (it reports 6-column rows as bad: a
+    file with confidences is a detection output, not training input).
+    """
+    text = label_text(rows, conf, where=str(path))
+    if atomic:
+        return atomic_write(path, text)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -34,6 +34,16 @@ class _Table(Sequence):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} items)"
 
+    def __getitem__(self, i):  # type: ignore[override]
+        """Item ``i`` (negative counts from the end), or a list of items for a slice."""
+        if isinstance(i, slice):
+            return [self._item(k) for k in range(*i.indices(len(self)))]
+        return self._item(_index(i, len(self)))
+
+    def _item(self, i: int) -> Any:
+        """Item ``i``, ``0 <= i < len(self)``."""
+        raise NotImplementedError
+
     def take(self, keep: np.ndarray | Sequence[int]) -> _Table:
         """The rows at ``keep`` (indices, in that order) as a new table of the same kind."""
         raise NotImplementedError
@@ -88,10 +98,7 @@ class RaggedRows(_Table):
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        i = _index(i, len(self))
+    def _item(self, i: int) -> np.ndarray:
         return self.rows[self.offsets[i] : self.offsets[i + 1]].copy()
 
     def counts(self) -> np.ndarray:
@@ -124,10 +131,7 @@ class Strings(_Table):
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        i = _index(i, len(self))
+    def _item(self, i: int) -> str:
         return os.fsdecode(self.data[self.offsets[i] : self.offsets[i + 1]].tobytes())
 
     def take(self, keep) -> Strings:
@@ -147,10 +151,8 @@ class Column(_Table):
     def __len__(self) -> int:
         return len(self.values)
 
-    def __getitem__(self, i):  # type: ignore[override]
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        v = self.values[_index(i, len(self))]
+    def _item(self, i: int) -> int | tuple[int, ...]:
+        v = self.values[i]
         return int(v) if v.ndim == 0 else tuple(int(x) for x in v)
 
     def __iter__(self) -> Iterator:

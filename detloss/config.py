@@ -217,10 +217,8 @@ def yolov5_balance(nl: int) -> tuple[float, ...]:
 # How the class gain follows the number of classes (docs/loss.md, "Gains and their scaling"): yolov5's
 # train.py multiplies it by nc/80, which keeps the gradient on each class logit of a positive the same for any
 # nc (the class BCE is a mean over nc logits); "sqrt" multiplies by sqrt(nc/80) below 80 classes, more gain for
-# few classes (measured on 6 and 10 classes in docs/study/demo-gain*, digits-gain), and keeps nc/80 from 80 on
-# (never less than yolov5's gain; more classes than 80 were not measured). "sqrt-cap4" is "sqrt" with at most
-# 4 times yolov5's gain, which only changes 2 to 4 classes: sqrt's 6.3x at 2 classes cost mAP50-95 against 4x
-# (docs/study/demo2-*), as 8x did at 6 classes.
+# few classes, and keeps nc/80 from 80 on (never less than yolov5's gain). "sqrt-cap4" is "sqrt" with at most
+# 4 times yolov5's gain, which only changes 2 to 4 classes. Why these rules: docs/notes.md, "detloss/config.py".
 CLS_SCALINGS = ("yolov5", "sqrt", "sqrt-cap4")
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from .decode import decode_wh, decode_xy
-from .validate import check_targets_values
+from .validate import check_ignore_shape, check_ignore_values, check_targets_values  # noqa: F401 (loss.py)
 
 IGNORE_CLASS = -1  # class id of an ignore region inside a targets tensor
 CHUNK_ELEMS = 1 << 22  # (box, cell, anchor) pairs per chunk of an overlap mask
@@ -36,34 +36,19 @@ def split_ignore(targets: Tensor) -> tuple[Tensor, Tensor]:
     return targets[~is_ig], targets[is_ig][:, [0, 2, 3, 4, 5]]
 
 
-def check_ignore_shape(ignore: Tensor, device: torch.device) -> None:
-    if not isinstance(ignore, Tensor):
-        raise ValueError(f"ignore must be a torch.Tensor [m, 5] or None, got {type(ignore).__name__}")
-    if ignore.dim() != 2 or ignore.shape[1] != 5:
-        raise ValueError(f"ignore must have shape (m, 5) [image, cx, cy, w, h], got {tuple(ignore.shape)}")
-    if not ignore.is_floating_point():
-        raise ValueError(f"ignore must be a floating-point tensor, got {ignore.dtype}")
-    if ignore.device != device:
-        raise ValueError(f"ignore is on {ignore.device} but preds on {device}; move it to the same device")
-
-
 def _as_target_rows(ignore: Tensor, dtype: torch.dtype) -> Tensor:
     """Regions as ``[image, 0, cx, cy, w, h]`` rows, so the target checks (class 0 always valid) apply."""
     return torch.cat((ignore[:, :1], torch.zeros_like(ignore[:, :1]), ignore[:, 1:]), 1).to(dtype)
 
 
 def check_targets_and_ignore(targets: Tensor, ignore: Tensor, bs: int, nc: int) -> None:
-    """Value checks of targets and ignore regions together: one host sync when all is well."""
+    """Value checks of targets and ignore regions together: one host sync when all is well; else the error of
+    whichever is bad (targets first)."""
     try:
         check_targets_values(torch.cat((targets, _as_target_rows(ignore, targets.dtype))), bs, nc)
     except ValueError:
         check_targets_values(targets, bs, nc)  # raises when the targets are the bad rows
-        try:
-            check_targets_values(_as_target_rows(ignore, targets.dtype), bs, 1)
-        except ValueError as e:
-            msg = str(e).replace("invalid targets", "invalid ignore regions").replace(", num_classes 1", "")
-            msg = msg.replace("[image, class, cx, cy, w, h]", "[image, 0, cx, cy, w, h]: ignore rows with class 0")
-            raise ValueError(msg) from None
+        check_ignore_values(ignore, bs)
         raise
 
 

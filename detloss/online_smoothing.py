@@ -7,31 +7,17 @@ distribution of the training samples of class k that the model classified correc
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .checks import check_eps, check_num_classes, check_number
 from .classification import check_logits_target, check_reduction, reduce_loss
+from .online_base import OnlineStats
 from .smoothing import check_class_target
 
-
-def accumulate_correct(
-    update: Tensor, idx_count: Tensor, probs: Tensor, target: Tensor, keep: Tensor | None = None
-) -> None:
-    """Add the score rows ``probs [n, K]`` of correctly classified samples (argmax == target) to column
-    ``target`` of ``update [K, K]`` and count them in ``idx_count [K]`` (the online-smoothing statistics).
-    ``keep``: ``BoolTensor[n]``, the rows that count (default all). Rows are weighted, not selected: no host sync."""
-    probs = probs.detach().to(update.device)
-    target = target.to(update.device)
-    w = probs.argmax(dim=1) == target
-    if keep is not None:
-        w &= keep.to(update.device)
-    update.index_add_(1, target, (probs * w[:, None]).t().to(update.dtype))
-    idx_count.index_add_(0, target, w.long())
+__all__ = ["OnlineLabelSmoothing"]
 
 
-class OnlineLabelSmoothing(nn.Module):
+class OnlineLabelSmoothing(OnlineStats):
     """Online label smoothing: hard cross entropy blended with a cross entropy to per-class soft labels.
 
     ``S`` (buffer ``supervise``, ``Tensor[K, K]``) holds the soft labels: column ``k`` is the target
@@ -72,21 +58,9 @@ class OnlineLabelSmoothing(nn.Module):
     Shapes: ``logits[N, K]`` float, ``target[N]`` long in ``[0, K)``.
     """
 
-    supervise: Tensor
-    update: Tensor
-    idx_count: Tensor
-
     def __init__(self, alpha: float = 0.5, *, n_classes: int, smoothing: float = 0.1, reduction: str = "mean") -> None:
-        super().__init__()
-        self.alpha = check_number(alpha, "alpha", 0.0, 1.0)
-        self.n_classes = k = check_num_classes(n_classes, "n_classes")
-        self.smoothing = eps = check_eps(smoothing, "smoothing")
+        super().__init__(alpha, n_classes, smoothing, _k1_matrix)
         self.reduction = check_reduction(reduction)
-        s = torch.full((k, k), eps / (k - 1))
-        s.fill_diagonal_(1.0 - eps)
-        self.register_buffer("supervise", s)
-        self.register_buffer("update", torch.zeros(k, k))
-        self.register_buffer("idx_count", torch.zeros(k, dtype=torch.long))
 
     def soft_targets(self, target: Tensor) -> Tensor:
         """Soft labels of the given classes: ``S[:, target].T``, ``LongTensor[N]`` -> ``Tensor[N, K]`` (rows sum 1)."""
@@ -96,41 +70,11 @@ class OnlineLabelSmoothing(nn.Module):
     def _soft_targets(self, target: Tensor) -> Tensor:
         return self.supervise.index_select(1, target.to(self.supervise.device)).t()
 
-    @torch.no_grad()
-    def accumulate(self, probs: Tensor, target: Tensor) -> None:
-        """Add the rows of ``probs`` (``Tensor[N, K]``, each a distribution) whose argmax equals ``target``.
-
-        Row ``i`` goes into accumulator column ``target[i]`` and counts once. Detached; a no-op in eval mode.
-        """
-        if not isinstance(probs, Tensor) or probs.dim() != 2 or probs.shape[1] != self.n_classes:
-            shape = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
-            raise ValueError(f"probs must be a Tensor [N, {self.n_classes}], got {shape}")
-        if not probs.is_floating_point():
-            raise ValueError(f"probs must be floating point, got {probs.dtype}")
-        if isinstance(target, Tensor) and target.dim() == 1 and target.shape[0] != probs.shape[0]:
-            raise ValueError(f"target has {target.shape[0]} entries but probs have {probs.shape[0]} rows")
-        self._accumulate(probs, check_class_target(target, self.n_classes))
-
-    def _accumulate(self, probs: Tensor, target: Tensor) -> None:
-        if not self.training:
-            return
-        accumulate_correct(self.update, self.idx_count, probs, target)
-
-    @torch.no_grad()
-    def next_epoch(self, group: dist.ProcessGroup | None = None) -> None:
-        """Swap the normalised accumulator into ``S`` (classes with a correct sample) and reset the accumulators.
-
-        Under DDP the accumulators and counts are first summed over ``group`` (default: the world).
-        """
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1:
-            dist.all_reduce(self.update, op=dist.ReduceOp.SUM, group=group)
-            dist.all_reduce(self.idx_count, op=dist.ReduceOp.SUM, group=group)
+    def _new_columns(self) -> tuple[Tensor, Tensor]:
+        """Each accumulator column normalised to sum 1 (the paper's mean distribution of the correct samples)."""
         colsum = self.update.sum(dim=0, keepdim=True)
         seen = (self.idx_count > 0)[None, :] & (colsum > 0)
-        new = self.update / colsum.clamp_min(torch.finfo(self.update.dtype).tiny)
-        self.supervise.copy_(torch.where(seen, new, self.supervise))
-        self.update.zero_()
-        self.idx_count.zero_()
+        return self.update / colsum.clamp_min(torch.finfo(self.update.dtype).tiny), seen
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         logits, target = check_logits_target(logits, target, self.n_classes)
@@ -144,3 +88,9 @@ class OnlineLabelSmoothing(nn.Module):
     def extra_repr(self) -> str:
         a, k, eps = self.alpha, self.n_classes, self.smoothing
         return f"alpha={a}, n_classes={k}, smoothing={eps}, reduction={self.reduction!r}"
+
+
+def _k1_matrix(k: int, eps: float) -> Tensor:
+    """``Tensor[K, K]``: ``1 - eps`` on the diagonal, ``eps / (K - 1)`` elsewhere (columns sum to 1)."""
+    s = torch.full((k, k), eps / (k - 1))
+    return s.fill_diagonal_(1.0 - eps)

@@ -2,11 +2,11 @@
 
 Zhang et al. 2021 ("Delving Deep into Label Smoothing", arXiv 2011.12562) learn, for each class y, a soft label:
 the mean softmax distribution of the correctly classified training samples of class y in the previous epoch.
-That is a *distribution* over classes. A YOLO head has K independent sigmoids; an earlier adaptation fed
-those through a sum-to-1 normalisation and used the result as BCE targets. The true class's target then
-became ``alpha + (1 - alpha) * p_y / sum_k p_k``, below 1 whenever any other score is above 0; the model
-learns that lower target, the next epoch's statistic is lower again, and the class scores of true
-positives sink epoch after epoch (the old study: 6 detections above 0.25).
+That is a *distribution* over classes. A YOLO head has K independent sigmoids. Feeding those through a
+sum-to-1 normalisation and using the result as BCE targets would make the true class's target
+``alpha + (1 - alpha) * p_y / sum_k p_k``, below 1 whenever any other score is above 0; the model learns that
+lower target, the next epoch's statistic is lower again, and the class scores of true positives sink epoch
+after epoch (docs/notes.md, "detloss/online_smoothing_bce.py", has what that did in a run).
 
 This adaptation keeps the per-class binary semantics of BCE. With YOLO's smoothed pair
 ``(cp, cn) = (1 - eps/2, eps/2)`` (:func:`detloss.smooth_BCE`), the target row of a positive of class y is::
@@ -30,10 +30,9 @@ is *not* used: pinning the true class at ``cp`` is the point. A class with no su
 ``supervise`` starts as the identity, so the first epoch is exactly the ``"yolo"`` kind. If the model fitted
 its targets exactly, the next statistic would be ``(1 - alpha) * s_y``: the similarity decays unless the data
 keep two classes confused (look-alike classes, noisy labels), as the paper's matrix also shrinks toward the
-hard label under a perfect fit. (Normalising by the true class's own rise, ``pbar_y[y] - cn``, instead of
-``cp - cn`` was tried and rejected: early in training all scores are similar, every ratio is near 1 and every
-negative target jumps to about 0.5, which in a short demo run inflated the scores: 729 detections above
-0.25 where plain smoothing had 6.)
+hard label under a perfect fit. The scale is ``cp - cn``, not the true class's own rise ``pbar_y[y] - cn``:
+early in training all scores are similar, so that ratio is near 1 for every class and every negative target
+would jump to about 0.5 (docs/notes.md).
 Nothing is accumulated in eval mode; ``S`` never gets a gradient; under DDP :meth:`next_epoch` sums the
 accumulators over ranks first (collective: every rank calls it).
 """
@@ -41,16 +40,14 @@ accumulators over ranks first (collective: every rank calls it).
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-from .checks import check_eps, check_num_classes, check_number
-from .online_smoothing import accumulate_correct
+from .online_base import OnlineStats
 from .smoothing import check_class_target, smooth_BCE
 
 
-class OnlineLabelSmoothingBCE(nn.Module):
+class OnlineLabelSmoothingBCE(OnlineStats):
     """Online label smoothing for sigmoid class scores (see the module docstring for the rule and its reason).
 
     Args:
@@ -67,19 +64,9 @@ class OnlineLabelSmoothingBCE(nn.Module):
     and :meth:`accumulate` directly.
     """
 
-    supervise: Tensor
-    update: Tensor
-    idx_count: Tensor
-
     def __init__(self, alpha: float = 0.5, *, n_classes: int, smoothing: float = 0.1) -> None:
-        super().__init__()
-        self.alpha = check_number(alpha, "alpha", 0.0, 1.0)
-        self.n_classes = k = check_num_classes(n_classes, "n_classes")
-        self.smoothing = check_eps(smoothing, "smoothing")
+        super().__init__(alpha, n_classes, smoothing, lambda k, eps: torch.eye(k))
         self.cp, self.cn = smooth_BCE(self.smoothing)
-        self.register_buffer("supervise", torch.eye(k))
-        self.register_buffer("update", torch.zeros(k, k))
-        self.register_buffer("idx_count", torch.zeros(k, dtype=torch.long))
 
     def soft_targets(self, target: Tensor) -> Tensor:
         """BCE target rows ``Tensor[N, K]`` of classes ``target[N]``: in [cn, cp], the true class at ``cp``."""
@@ -102,39 +89,11 @@ class OnlineLabelSmoothingBCE(nn.Module):
         m = torch.maximum((1.0 - self.alpha) * soft, mh)
         return self.cn + (self.cp - self.cn) * m
 
-    @torch.no_grad()
-    def accumulate(self, probs: Tensor, target: Tensor) -> None:
-        """Add the sigmoid scores ``probs`` (``Tensor[N, K]`` in [0, 1], not normalised) of the rows whose argmax
-        equals ``target`` to column ``target[i]``; a no-op in eval mode."""
-        if not isinstance(probs, Tensor) or probs.dim() != 2 or probs.shape[1] != self.n_classes:
-            shape = tuple(probs.shape) if isinstance(probs, Tensor) else type(probs).__name__
-            raise ValueError(f"probs must be a Tensor [N, {self.n_classes}], got {shape}")
-        if not probs.is_floating_point():
-            raise ValueError(f"probs must be floating point, got {probs.dtype}")
-        target = check_class_target(target, self.n_classes)
-        if target.shape[0] != probs.shape[0]:
-            raise ValueError(f"target has {target.shape[0]} entries but probs have {probs.shape[0]} rows")
-        self._accumulate(probs, target)
-
-    def _accumulate(self, probs: Tensor, target: Tensor, keep: Tensor | None = None) -> None:
-        """:meth:`accumulate` without the checks; ``keep``: ``BoolTensor[N]`` the rows that count (no host sync)."""
-        if not self.training:
-            return
-        accumulate_correct(self.update, self.idx_count, probs, target, keep)
-
-    @torch.no_grad()
-    def next_epoch(self, group: dist.ProcessGroup | None = None) -> None:
-        """Swap the epoch's similarity into ``supervise`` (classes with a correct positive); reset the accumulators."""
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size(group) > 1:
-            dist.all_reduce(self.update, op=dist.ReduceOp.SUM, group=group)
-            dist.all_reduce(self.idx_count, op=dist.ReduceOp.SUM, group=group)
+    def _new_columns(self) -> tuple[Tensor, Tensor]:
+        """``s_y`` from the mean score rows (module docstring); the diagonal pinned at 1."""
         mean = self.update / self.idx_count.clamp_min(1).to(self.update.dtype)[None, :]
-        seen = self.idx_count > 0
         s = ((mean - self.cn) / max(self.cp - self.cn, 1e-6)).clamp(0.0, 1.0)  # cp == cn only at eps = 1 (refused)
-        s.fill_diagonal_(1.0)
-        self.supervise.copy_(torch.where(seen[None, :], s, self.supervise))
-        self.update.zero_()
-        self.idx_count.zero_()
+        return s.fill_diagonal_(1.0), (self.idx_count > 0)[None, :]
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         if not isinstance(logits, Tensor) or logits.dim() != 2 or logits.shape[1] != self.n_classes:

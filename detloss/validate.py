@@ -42,14 +42,28 @@ def check_preds(preds: Sequence[Tensor], nl: int, na: int, nc: int) -> list[Tens
 
 
 def check_targets_shape(targets: Tensor, device: torch.device) -> None:
-    if not isinstance(targets, Tensor):
-        raise ValueError(f"targets must be a torch.Tensor [n, 6], got {type(targets).__name__}")
-    if targets.dim() != 2 or targets.shape[1] != 6:
-        raise ValueError(f"targets must have shape (n, 6) [image, class, cx, cy, w, h], got {tuple(targets.shape)}")
-    if not targets.is_floating_point():
-        raise ValueError(f"targets must be a floating-point tensor, got {targets.dtype}")
-    if targets.device != device:
-        raise ValueError(f"targets are on {targets.device} but preds on {device}; move them to the same device")
+    """``targets`` is a floating-point ``Tensor[n, 6]`` ``[image, class, cx, cy, w, h]`` on ``device``."""
+    _check_rows_shape(targets, "targets", ("n", "[image, class, cx, cy, w, h]"), "", device)
+
+
+def check_ignore_shape(ignore: Tensor, device: torch.device) -> None:
+    """``ignore`` is a floating-point ``Tensor[m, 5]`` ``[image, cx, cy, w, h]`` on ``device``."""
+    _check_rows_shape(ignore, "ignore", ("m", "[image, cx, cy, w, h]"), " or None", device)
+
+
+def _check_rows_shape(t: Tensor, name: str, rows: tuple[str, str], alt: str, device: torch.device) -> None:
+    """Type, 2-D shape ``(rows[0], columns of the layout rows[1])``, floating dtype and device of ``t``."""
+    n, layout = rows
+    cols = layout.count(",") + 1
+    if not isinstance(t, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor [{n}, {cols}]{alt}, got {type(t).__name__}")
+    if t.dim() != 2 or t.shape[1] != cols:
+        raise ValueError(f"{name} must have shape ({n}, {cols}) {layout}, got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {t.dtype}")
+    if t.device != device:
+        are, them = ("are", "them") if name.endswith("s") else ("is", "it")
+        raise ValueError(f"{name} {are} on {t.device} but preds on {device}; move {them} to the same device")
 
 
 _REASONS = (
@@ -63,9 +77,21 @@ _REASONS = (
 
 def check_targets_values(targets: Tensor, bs: int, nc: int, tol: float = BOX_TOL) -> None:
     """Value checks of ``[image, class, cx, cy, w, h]`` rows; a single host sync when all is well."""
-    if targets.shape[0] == 0:
+    _check_rows(targets, targets, bs, nc, tol, "targets", "[image, class, cx, cy, w, h]")
+
+
+def check_ignore_values(ignore: Tensor, bs: int, tol: float = BOX_TOL) -> None:
+    """Value checks of ignore regions ``[image, cx, cy, w, h]`` (the target rules, without a class)."""
+    as_targets = torch.cat((ignore[:, :1], torch.zeros_like(ignore[:, :1]), ignore[:, 1:]), 1)
+    _check_rows(as_targets, ignore, bs, None, tol, "ignore regions", "[image, cx, cy, w, h]")
+
+
+def _check_rows(t6: Tensor, shown: Tensor, bs: int, nc: int | None, tol: float, what: str, layout: str) -> None:
+    """Check ``t6`` ``[n, 6]`` target rows (class not checked when ``nc`` is None); the error names ``what``
+    and prints the first bad row of ``shown`` (the caller's own rows, in ``layout``)."""
+    if t6.shape[0] == 0:
         return
-    t = targets.detach().double()
+    t = t6.detach().double()
     finite = torch.isfinite(t).all(1)
     t = torch.where(finite[:, None], t, torch.zeros_like(t))
     img, cls, cx, cy, w, h = t.unbind(1)
@@ -73,7 +99,7 @@ def check_targets_values(targets: Tensor, bs: int, nc: int, tol: float = BOX_TOL
         (
             ~finite,
             (img != img.round()) | (img < 0) | (img >= bs),
-            (cls != cls.round()) | (cls < 0) | (cls >= nc),
+            (cls != cls.round()) | (cls < 0) | (cls >= (nc if nc is not None else 1)),
             (w <= 0) | (h <= 0),
             (cx - w / 2 < -tol) | (cy - h / 2 < -tol) | (cx + w / 2 > 1 + tol) | (cy + h / 2 > 1 + tol),
         ),
@@ -84,9 +110,10 @@ def check_targets_values(targets: Tensor, bs: int, nc: int, tol: float = BOX_TOL
     rows = bad.any(1).nonzero().flatten().tolist()
     r = rows[0]
     reason = _REASONS[int(bad[r].nonzero()[0])]
+    sizes = f"batch size {bs}" + (f", num_classes {nc}" if nc is not None else "")
     raise ValueError(
-        f"invalid targets: {len(rows)} bad row(s), first row {r} {targets[r].tolist()}: {reason} "
-        f"(batch size {bs}, num_classes {nc}; rows are [image, class, cx, cy, w, h] normalised to 0..1)"
+        f"invalid {what}: {len(rows)} bad row(s), first row {r} {shown[r].tolist()}: {reason} "
+        f"({sizes}; rows are {layout} normalised to 0..1)"
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from detloss.io import atomic_write_with
+from fileio import atomic_write_with
 
 from .detector import Detector, build_model
 
@@ -71,7 +71,7 @@ def unwrap(model: nn.Module) -> nn.Module:
 def save_checkpoint(path: str | os.PathLike[str], model: nn.Module, /, **extra: Any) -> Path:
     """Write ``model`` (a :class:`Detector`, possibly DDP-wrapped) and ``extra`` to ``path`` atomically.
 
-    The file is written with :func:`detloss.io.atomic_write_with` (a temporary sibling, fsync,
+    The file is written with :func:`fileio.atomic_write_with` (a temporary sibling, fsync,
     ``os.replace``), so a crash never leaves a half-written checkpoint. Parent folders are created.
     Returns the path. The checkpoint is serialised in memory first: ``torch.save`` streaming into a full disk
     fails with a bare ``RuntimeError`` ("unexpected pos"), a plain write with ``OSError(ENOSPC)`` naming

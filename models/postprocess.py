@@ -22,8 +22,8 @@ from detloss.checks import check_int, check_number
 
 # Device types where NMS runs one call per image instead of one for the batch. torchvision's CPU kernel
 # costs O(candidates x kept) per call, so one call over a batch of B images costs ~B times the per-image
-# calls (measured: 16 images x 960 boxes, 0.85 s in one call vs 0.2 s per image); the CUDA kernel
-# is parallel and a single call is fastest. Both give the same detections.
+# calls (timing: docs/notes.md); the CUDA kernel is parallel and a single call is fastest. Both give the same
+# detections.
 SPLIT_BY_IMAGE_ON = ("cpu",)
 
 

@@ -113,6 +113,22 @@ def scene(rng, h=160, w=200, k=4, first=0):
     return img, np.array(labels, np.float32)
 
 
+def write_scenes(root, n, draw, seed=0):
+    """A yolov5-layout folder ``root/{images,labels}`` of ``n`` PNG scenes ``draw(rng, i) -> (img, labels)`` with
+    pixel labels ``(cls, x1, y1, x2, y2)``; returns ``root / "images"``."""
+    from data.sources import write_labels
+
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    for i in range(n):
+        img, lab = draw(rng, i)
+        cv2.imwrite(str(root / "images" / f"{i}.png"), img)
+        h, w = img.shape[:2]
+        rows = [[c, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h] for c, x1, y1, x2, y2 in lab]
+        write_labels(root / "labels" / f"{i}.txt", rows)
+    return root / "images"
+
+
 def check_boxes(img, labels, originals=None, margin=4):
     """Each label covers its colour (found inside the label box + margin); no clearly visible colour lost."""
     for c, *box in labels:

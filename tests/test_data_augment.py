@@ -3,11 +3,10 @@ image is augmented, and each output box must match the bounding box of its colou
 
 import warnings
 
-import cv2
 import numpy as np
 import pytest
 import torch
-from builders import COLOURS, check_boxes, colour_mask, pixel_box, scene
+from builders import COLOURS, check_boxes, colour_mask, pixel_box, scene, write_scenes
 
 from data.augment import AugConfig, augment_hsv, box_keep, flip_lr, flip_ud, random_affine
 from data.datasets import YoloDataset, collate_fn
@@ -108,19 +107,10 @@ def test_aug_config_validation_and_hyp_conversion():
 
 
 def write_scene_dataset(root, n=6, seed=0):
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    for i in range(n):
-        img, lab = scene(rng, h=int(rng.integers(120, 200)), w=int(rng.integers(120, 200)), k=2, first=(2 * i) % 12)
-        cv2.imwrite(str(root / "images" / f"{i}.png"), img)
-        h, w = img.shape[:2]
-        rows = [
-            f"{int(c)} {(x1 + x2) / 2 / w} {(y1 + y2) / 2 / h} {(x2 - x1) / w} {(y2 - y1) / h}"
-            for c, x1, y1, x2, y2 in lab
-        ]
-        (root / "labels" / f"{i}.txt").write_text("\n".join(rows))
-    return root / "images"
+    def draw(rng, i):
+        return scene(rng, h=int(rng.integers(120, 200)), w=int(rng.integers(120, 200)), k=2, first=(2 * i) % 12)
+
+    return write_scenes(root, n, draw, seed)
 
 
 def test_dataset_augmented_samples_label_their_pixels(tmp_path):

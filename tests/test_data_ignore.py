@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from builders import COLOURS, check_boxes, scene
+from builders import COLOURS, check_boxes, scene, write_scenes
 
 from data.augment import AugConfig, flip_lr, random_affine
 from data.datasets import CocoDataset, YoloDataset, collate_fn
@@ -54,19 +54,10 @@ def test_regions_follow_affine_and_flip(seed):
 
 
 def write_dataset(root, n=4, seed=0):
-    rng = np.random.default_rng(seed)
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    for i in range(n):
-        img, lab = scene_with_region(rng, h=int(rng.integers(120, 200)), w=int(rng.integers(120, 200)), first=2 * i)
-        cv2.imwrite(str(root / "images" / f"{i}.png"), img)
-        h, w = img.shape[:2]
-        rows = [
-            f"{int(c)} {(x1 + x2) / 2 / w} {(y1 + y2) / 2 / h} {(x2 - x1) / w} {(y2 - y1) / h}"
-            for c, x1, y1, x2, y2 in lab
-        ]
-        (root / "labels" / f"{i}.txt").write_text("\n".join(rows))
-    return root / "images"
+    def draw(rng, i):
+        return scene_with_region(rng, h=int(rng.integers(120, 200)), w=int(rng.integers(120, 200)), first=2 * i)
+
+    return write_scenes(root, n, draw, seed)
 
 
 def test_yolo_reader_keeps_class_minus_one_through_augmentation_and_collate(tmp_path):

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from data.datasets import build_dataset, coco_gt_for
+from data.datasets import CocoDataset, build_dataset, coco_gt_for
 from data.demo import ensure_demo
 from data.yaml_io import load_data_yaml
 from models import build_model, save_checkpoint
@@ -99,6 +99,23 @@ def test_oracle_model_scores_ap_one(demo, use_json_gt):
     assert res.map50 == pytest.approx(1.0, abs=1e-9) and res.map > 0.99
     assert res.calibration.ece == pytest.approx(0.1, abs=1e-6) and res.calibration.n == res.n_detections
     assert res.n_detections == sum(len(lb) for lb in ds.labels)
+
+
+@pytest.mark.parametrize("use_json_gt", [True, False])
+def test_oracle_scores_ap_one_with_non_contiguous_coco_ids(demo, tmp_path, use_json_gt):
+    """A COCO dataset with category ids 1, 3, 7, ...: detections and ground truth built from the dataset use the
+    same ids (``cat_ids``), so a perfect model scores AP 1, not a silent 0."""
+    data = demo["data"]
+    gt = read_json(coco_gt_for(data, "val"))
+    ids = [1, 3, 7, 8, 20, 42]
+    gt["categories"] = [{**c, "id": ids[c["id"]]} for c in gt["categories"]]
+    gt["annotations"] = [{**a, "category_id": ids[a["category_id"]]} for a in gt["annotations"]]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    ds = CocoDataset(tmp_path / "gt.json", Path(data["path"]) / "images" / "val", imgsz=128)
+    cfg = EvalConfig(batch_size=4, backend="faster")
+    res = evaluate_model(OracleModel(ds, len(ids)), ds, cfg, tmp_path / "gt.json" if use_json_gt else None, "cpu")
+    assert res is not None and res.coco.cat_ids == ids
+    assert res.map50 == pytest.approx(1.0, abs=1e-9)
 
 
 def test_infer_maps_boxes_back_to_original_pixels(demo):

@@ -116,6 +116,12 @@ def test_ignore_validated():
         loss_fn(preds, TARGETS, torch.tensor([[2, 0.5, 0.5, 0.2, 0.2]]))
     with pytest.raises(ValueError, match="invalid ignore regions.*outside"):
         loss_fn(preds, TARGETS, torch.tensor([[0, 0.9, 0.5, 0.5, 0.2]]))
+    with pytest.raises(ValueError) as e:  # the region's own row and layout, no class or num_classes
+        loss_fn(preds, TARGETS, torch.tensor([[0, 0.5, 0.5, 0.2, 0.2], [1, 0.5, 0.5, 0.0, 0.2]]))
+    assert str(e.value) == (
+        "invalid ignore regions: 1 bad row(s), first row 1 [1.0, 0.5, 0.5, 0.0, 0.20000000298023224]: width or "
+        "height <= 0 (batch size 2; rows are [image, cx, cy, w, h] normalised to 0..1)"
+    )
     with pytest.raises(ValueError, match="invalid targets"):  # the targets' own message when they are the bad rows
         loss_fn(preds, TARGETS.clone().index_fill_(1, torch.tensor([1]), 9.0), IGNORE)
     with pytest.raises(ValueError, match="ignore_iof"):

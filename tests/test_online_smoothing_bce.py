@@ -82,3 +82,20 @@ def test_eval_mode_state_dict_and_bad_input():
         ols.accumulate(torch.zeros(2, 4), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="alpha"):
         OnlineLabelSmoothingBCE(1.5, n_classes=3)
+
+
+@pytest.mark.parametrize("cls", [OnlineLabelSmoothing, OnlineLabelSmoothingBCE])
+def test_shared_base_keeps_checkpoint_keys(cls):
+    """Both forms share one base (buffers, checks, all-reduce); a checkpoint written before still loads."""
+    from detloss.online_base import OnlineStats
+
+    m = cls(0.5, n_classes=3)
+    assert isinstance(m, OnlineStats)
+    assert list(m.state_dict()) == ["supervise", "update", "idx_count"]
+    old = {"supervise": torch.full((3, 3), 0.25), "update": torch.ones(3, 3), "idx_count": torch.tensor([1, 0, 2])}
+    m.load_state_dict(old)  # strict: same keys, shapes and dtypes as before the base class
+    m.next_epoch()  # classes 0 and 2 had correct samples: their columns change, class 1 keeps 0.25
+    assert torch.equal(m.supervise[:, 1], torch.full((3,), 0.25)) and not torch.equal(
+        m.supervise[:, 0], old["supervise"][:, 0]
+    )
+    assert m.idx_count.tolist() == [0, 0, 0] and m.update.abs().sum() == 0

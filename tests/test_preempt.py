@@ -211,7 +211,7 @@ def test_damaged_checkpoints_give_one_line_and_exit_2(weights, tmp_path, capsys)
 
 def test_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_files(tiny_data, tmp_path, monkeypatch):
     """ENOSPC from the file writer (raised where the OS reports it, at the write's flush/fsync)."""
-    import detloss.io
+    import fileio.atomic
 
     tr = make_trainer(tiny_data, tmp_path)
     tr.save(0, 0.0)
@@ -221,7 +221,7 @@ def test_full_disk_keeps_the_last_checkpoint_and_leaves_no_temp_files(tiny_data,
         calls["n"] += 1
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(detloss.io.os, "fsync", full_disk)
+    monkeypatch.setattr(fileio.atomic.os, "fsync", full_disk)
     with pytest.raises(TrainingError, match=r"cannot write checkpoint .*last.pt: No space left on device"):
         tr.save(1, 0.0)
     monkeypatch.undo()

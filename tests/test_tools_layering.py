@@ -88,8 +88,8 @@ def _cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 
 def test_graph_reader_sees_lazy_relative_and_from_imports(tmp_path):
-    mod = TOOLS / "evaluation" / "cocojson.py"  # imports detloss.io inside a function
-    assert "detloss.io" in _imports(mod)
+    mod = TOOLS / "evaluation" / "plots.py"  # imports matplotlib inside a function
+    assert "matplotlib.figure.Figure" in _imports(mod)
     assert "tools.evaluation.cocojson" in _imports(TOOLS / "evaluation" / "matching.py")  # `from .cocojson import`
     assert _target("tools.eval") == "script:eval" and _target("tools.inference.loop") == "pkg:inference"
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
@@ -104,9 +104,7 @@ def test_no_import_cycle_between_tools_packages():
 
 def test_scripts_import_no_script():
     bad = {
-        n: sorted(m for m in deps if m.startswith("script:"))
-        for n, deps in _graph().items()
-        if n.startswith("script:")
+        n: sorted(m for m in deps if m.startswith("script:")) for n, deps in _graph().items() if n.startswith("script:")
     }
     bad = {n: deps for n, deps in bad.items() if deps}
     assert not bad, f"scripts importing scripts (move the shared helper into a package): {bad}"
@@ -170,3 +168,69 @@ def test_evaluation_imports_and_computes_without_torch():
     assert {"evaluate", "matching", "calibration", "coco", "config", "metric_names"} <= set(got["modules"])
     assert got["map50"] == pytest.approx(1.0)  # COCO dicts in, numbers out
     assert got["metrics"]["metrics/mAP_0.5"] == pytest.approx(1.0)
+
+
+def _reachable(edges: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for m in edges.get(todo.pop(), ()):
+            if m not in seen:
+                seen.add(m)
+                todo.append(m)
+    return seen
+
+
+def test_reachable_follows_edges():
+    assert _reachable({"a": {"b"}, "b": {"c"}, "d": {"a"}}, "a") == {"b", "c"}
+
+
+@pytest.mark.parametrize("script", ["eval", "detect"])
+def test_eval_and_detect_never_import_training(script):
+    """Running a model (eval, detect) needs nothing of the trainer, directly or through another package."""
+    assert "pkg:training" not in _reachable(_graph(), f"script:{script}")
+
+
+_NO_TORCH_LOADED = """
+import json, pkgutil, sys, tempfile
+from pathlib import Path
+import fileio
+assert not {"torch", "numpy"} & set(sys.modules), "fileio must be standard library only"
+import tools.evaluation as ev
+for m in pkgutil.iter_modules(ev.__path__):
+    __import__(f"tools.evaluation.{m.name}")
+gt = {"images": [{"id": 1, "width": 100, "height": 100}], "categories": [{"id": 1, "name": "a"}],
+      "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "area": 400}]}
+dt = [{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9}]
+res = ev.evaluate_results(gt, dt, ev.EvalConfig(backend="pycocotools"))
+out = Path(tempfile.mkdtemp())
+ev.atomic_write_json(out / "dt.json", dt)
+res.write_json(out / "metrics.json")
+print(json.dumps({"torch": "torch" in sys.modules, "written": sorted(p.name for p in out.iterdir())}))
+"""
+
+
+def test_evaluation_never_loads_torch_even_when_writing_files():
+    """Unlike the test above (torch blocked), torch is importable here: nothing in evaluation may load it."""
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH_LOADED], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"torch": False, "written": ["dt.json", "metrics.json"]}
+
+
+@pytest.mark.parametrize(
+    "package,forbidden",
+    [
+        ("detloss", {"fileio", "models", "data", "tools"}),  # the installed library: torch and the standard library
+        ("fileio", {"detloss", "models", "data", "tools", "torch", "numpy"}),  # standard library only
+        ("data", {"models", "tools"}),
+        ("models", {"data", "tools"}),
+    ],
+)
+def test_packages_import_one_way(package, forbidden):
+    bad = {
+        str(path.relative_to(ROOT)): sorted(n for n in _imports(path) if n.split(".")[0] in forbidden)
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert not {k: v for k, v in bad.items() if v}, f"{package} imports what it must not: {bad}"

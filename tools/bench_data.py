@@ -45,6 +45,8 @@ def generate(root: Path, n: int, seed: int = 0) -> Path:
     import cv2
     import numpy as np
 
+    from data.sources import label_text
+
     images, labels = root / "images" / "train", root / "labels" / "train"
     marker = root / f".complete-{n}"
     if marker.exists():
@@ -62,10 +64,8 @@ def generate(root: Path, n: int, seed: int = 0) -> Path:
             cx, cy = rng.uniform(w / 2, 1 - w / 2), rng.uniform(h / 2, 1 - h / 2)
             x1, y1, x2, y2 = int((cx - w / 2) * W), int((cy - h / 2) * H), int((cx + w / 2) * W), int((cy + h / 2) * H)
             cv2.rectangle(img, (x1, y1), (x2, y2), [int(v) for v in rng.integers(0, 255, 3)], -1)
-            rows.append(f"{int(rng.integers(0, 3))} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}")
-        variants.append(
-            (cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes(), "\n".join(rows) + "\n")
-        )
+            rows.append([int(rng.integers(0, 3)), cx, cy, w, h])
+        variants.append((cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes(), label_text(rows)))
     for i in range(n):
         jpg, text = variants[i % len(variants)]
         (images / f"{i:06d}.jpg").write_bytes(jpg)

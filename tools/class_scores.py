@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     if args.json_out:
         import json
 
-        from detloss.io import atomic_write
+        from fileio import atomic_write
 
         atomic_write(args.json_out, json.dumps(out, indent=1))
     return out

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -35,6 +33,8 @@ import yaml  # noqa: E402
 
 from data.convert import yolo_to_coco  # noqa: E402
 from data.demo import ensure_demo  # noqa: E402
+from data.sources import write_labels  # noqa: E402
+from fileio import link_or_copy  # noqa: E402
 from tools.evaluation.boxes import box_overlap, xywh_to_xyxy  # noqa: E402
 
 
@@ -60,19 +60,6 @@ def group_rows(rows: np.ndarray, radius: float) -> np.ndarray | None:
     return np.concatenate([rows[~inside], group])
 
 
-def _write_rows(path: Path, rows: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"{int(c)} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in rows))
-
-
-def _link(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def make(out: Path, frac: float = 0.5, radius: float = 0.3, seed: int = 0) -> dict[str, Path]:
     """Write ``out/{ignore,noignore}/`` and ``out/annotations/instances_val.json``; returns the two data YAMLs."""
     demo = ensure_demo()
@@ -92,9 +79,9 @@ def make(out: Path, frac: float = 0.5, radius: float = 0.3, seed: int = 0) -> di
                 counts["hidden"] += len(rows) - (len(crowd) - 1)
                 rows = crowd
             for variant in ("ignore", "noignore"):
-                _link(img, out / variant / "images" / split / img.name)
+                link_or_copy(img, out / variant / "images" / split / img.name)
                 kept = rows if variant == "ignore" else rows[rows[:, 0] >= 0]
-                _write_rows(out / variant / "labels" / split / f"{img.stem}.txt", kept)
+                write_labels(out / variant / "labels" / split / f"{img.stem}.txt", kept, atomic=False)
     gt = out / "annotations" / "instances_val.json"
     base = {"names": meta["names"], "train": "images/train", "val": "images/val"}
     yolo_to_coco({**base, "path": str(out / "ignore")}, "val", gt)  # class -1 rows -> crowd annotations

@@ -35,7 +35,8 @@ if __package__ in (None, ""):  # run as a script: make the checkout importable
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
-from detloss.io import atomic_write  # noqa: E402
+from data.sources import write_labels  # noqa: E402
+from tools.cli.runs import increment_path  # noqa: E402
 from tools.detection.annotate import draw_detections, write_image  # noqa: E402
 from tools.detection.sources import Frame, count_frames, iter_frames, list_sources  # noqa: E402
 from tools.evaluation.calibrators import carried_calibrator  # noqa: E402
@@ -43,7 +44,6 @@ from tools.evaluation.cocojson import atomic_write_json, detections_to_coco  # n
 from tools.inference.device import select_device  # noqa: E402
 from tools.inference.predict import predict, preprocess  # noqa: E402
 from tools.inference.weights import is_onnx, load_weights  # noqa: E402
-from tools.training.runs import increment_path  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -105,12 +105,12 @@ def _stem(frame: Frame) -> str:
     return f"{frame.path.stem}_{frame.index}" if frame.video else frame.path.stem
 
 
-def _txt_rows(det: torch.Tensor, h0: int, w0: int) -> str:
-    lines = []
-    for x1, y1, x2, y2, conf, cls in det.tolist():
-        cx, cy, w, h = (x1 + x2) / 2 / w0, (y1 + y2) / 2 / h0, (x2 - x1) / w0, (y2 - y1) / h0
-        lines.append(f"{int(cls)} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f} {conf:.5f}")
-    return "\n".join(lines) + "\n"
+def _label_rows(det: torch.Tensor, h0: int, w0: int) -> list[list[float]]:
+    """``[n, 5]`` ``cls cx cy w h`` normalised to the original image, from ``[n, 6]`` ``x1 y1 x2 y2 conf cls``."""
+    return [
+        [cls, (x1 + x2) / 2 / w0, (y1 + y2) / 2 / h0, (x2 - x1) / w0, (y2 - y1) / h0]
+        for x1, y1, x2, y2, _, cls in det.tolist()
+    ]
 
 
 class _Writer:
@@ -125,7 +125,8 @@ class _Writer:
         a, img = self.args, frame.img
         assert img is not None
         if a.save_txt and len(det):
-            atomic_write(self.save_dir / "labels" / f"{_stem(frame)}.txt", _txt_rows(det, *img.shape[:2]))
+            rows = _label_rows(det, *img.shape[:2])
+            write_labels(self.save_dir / "labels" / f"{_stem(frame)}.txt", rows, det[:, 4].tolist())
         if a.save_json and len(det):
             stem = _stem(frame)
             image_id: int | str = int(stem) if stem.isnumeric() else stem

@@ -91,17 +91,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _evaluate_model(args: argparse.Namespace, config: EvalConfig) -> EvalResult:
     from data.datasets import build_dataset, coco_gt_for
+    from tools.cli.runs import increment_path
     from tools.evaluation.calibrators import carried_calibrator
+    from tools.inference import ranks
     from tools.inference.datasets import resolve_data
     from tools.inference.device import select_device
     from tools.inference.evaluate import evaluate_model
     from tools.inference.weights import load_weights
-    from tools.training import dist
-    from tools.training.runs import increment_path
 
-    info = dist.from_env()  # under torchrun: each rank infers its shard, rank 0 gathers and evaluates
+    info = ranks.from_env()  # under torchrun: each rank infers its shard, rank 0 gathers and evaluates
     device = select_device(args.device, info.local_rank if info.enabled else None)
-    dist.init(info, device)
+    ranks.init(info, device)
     if args.half and device.type != "cuda":
         print(f"--half ignored on {device.type}: FP16 autocast is used on CUDA only")
     data, data_name = resolve_data(args.data)
@@ -116,7 +116,7 @@ def _evaluate_model(args: argparse.Namespace, config: EvalConfig) -> EvalResult:
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
     res = evaluate_model(model, dataset, config, gt, device, save_dir / "predictions.json", calibrator)
     if info.enabled:
-        dist.shutdown()
+        ranks.shutdown()
     if res is None:  # a non-zero rank under torchrun: rank 0 reports
         raise SystemExit(0)
     s = res.speed

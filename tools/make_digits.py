@@ -19,6 +19,8 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from data.sources import write_labels  # noqa: E402
+
 NAMES = [str(d) for d in range(10)]
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX)
 W, H = 320, 240
@@ -88,9 +90,8 @@ def generate(out: Path, seed: int = 0, n_train: int = 500, n_val: int = 150) -> 
         for i in range(n):
             img, boxes = draw(np.random.default_rng([seed, s, i]))
             cv2.imwrite(str(out / "images" / split / f"{i:06d}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
-            rows = [f"{c} {(x + w / 2) / W:.6f} {(y + h / 2) / H:.6f} {w / W:.6f} {h / H:.6f}"
-                    for c, x, y, w, h in boxes]  # fmt: skip
-            (out / "labels" / split / f"{i:06d}.txt").write_text("".join(r + "\n" for r in rows))
+            rows = [[c, (x + w / 2) / W, (y + h / 2) / H, w / W, h / H] for c, x, y, w, h in boxes]
+            write_labels(out / "labels" / split / f"{i:06d}.txt", rows, atomic=False)
     path = out / "digits.yaml"
     path.write_text(yaml.safe_dump({"path": str(out.resolve()), "train": "images/train", "val": "images/val",
                                     "names": NAMES}))  # fmt: skip

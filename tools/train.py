@@ -14,7 +14,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script from a checkout: make models/, data/, tools/ importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detloss.io import atomic_write  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 from tools.cli.errors import InputError, as_input_error  # noqa: E402
 from tools.training import dist  # noqa: E402
 from tools.training.config import TrainConfig, check_world_size  # noqa: E402

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 
 from .seed_stats import mean_cell, mean_std, metric_tables, plot_study, study_table
 

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from data.split import holdout_split
-from detloss.io import atomic_write
+from fileio import atomic_write
 
 from .label_noise import flip_labels, lookalike_map, parse_flip_map, write_yolo_copy
 

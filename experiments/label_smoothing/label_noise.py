@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from data.demo_draw import DEMO_NAMES
+from data.sources import write_labels
+from fileio import link_or_copy
 
 __all__ = ["DEMO_LOOKALIKE", "FlipReport", "flip_labels", "lookalike_map", "parse_flip_map", "write_yolo_copy"]
 
@@ -96,13 +98,6 @@ def flip_labels(
     return out, FlipReport(int(k), int(len(eligible)), int(len(cls)))
 
 
-def _link_or_copy(src: str, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def write_yolo_copy(
     im_files: Sequence[str], labels: Sequence[np.ndarray], out_dir: str | os.PathLike, split: str
 ) -> Path:
@@ -121,7 +116,6 @@ def write_yolo_copy(
         d.mkdir(parents=True)
     for k, (src, lb) in enumerate(zip(im_files, labels)):
         stem = f"{k:06d}"
-        _link_or_copy(src, img_dir / f"{stem}{Path(src).suffix.lower()}")
-        rows = [f"{int(r[0])} {r[1]:.6f} {r[2]:.6f} {r[3]:.6f} {r[4]:.6f}" for r in np.asarray(lb).reshape(-1, 5)]
-        (lab_dir / f"{stem}.txt").write_text("\n".join(rows) + ("\n" if rows else ""))
+        link_or_copy(src, img_dir / f"{stem}{Path(src).suffix.lower()}")
+        write_labels(lab_dir / f"{stem}.txt", np.asarray(lb).reshape(-1, 5), atomic=False)
     return img_dir

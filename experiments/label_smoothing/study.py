@@ -49,7 +49,7 @@ if __package__ in (None, ""):
 
 import yaml  # noqa: E402
 
-from detloss.io import atomic_write  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 from experiments.label_smoothing.aggregate import write_outputs  # noqa: E402
 from experiments.label_smoothing.conditions import prepare_data  # noqa: E402
 from experiments.label_smoothing.jobs import default_threads, run_parallel  # noqa: E402

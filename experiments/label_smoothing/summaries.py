@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 
 __all__ = ["SCHEMA", "REQUIRED_METRICS", "RunKey", "SummaryStatus", "read_summary", "scan", "write_summary"]
 

@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 
 __all__ = ["class_colour", "draw_box", "draw_detections", "label_text", "line_width", "write_image"]
 

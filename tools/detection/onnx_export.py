@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 from tools.inference.onnx_runtime import META_FORMAT
 
 __all__ = ["OUTPUT_LAYOUT", "export_onnx", "metadata", "simplify"]

@@ -9,7 +9,7 @@ LaECE, the figures at operating thresholds), ``calibrators`` (post-hoc calibrati
 ``runfigures`` (PNG; matplotlib imported when a figure is drawn).
 
 Running a model to get the results is ``tools.inference``; pictures drawn on images are ``tools.detection``.
-Writing a file goes through ``detloss.io`` (imported when a file is written).
+Files are written through ``fileio`` (atomic writes, standard library only: no torch).
 """
 
 from .calibration import Calibration, detection_ece, reliability

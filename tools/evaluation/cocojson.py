@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from fileio import atomic_write
+
 __all__ = [
     "CocoFormatError",
     "atomic_write_json",
@@ -92,8 +94,6 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = No
 
     Non-finite floats are refused (``ValueError``) rather than written as the non-JSON ``NaN``.
     """
-    from detloss.io import atomic_write  # the project's one writer; imported when a file is written
-
     return atomic_write(path, json.dumps(obj, indent=indent, allow_nan=False))
 
 

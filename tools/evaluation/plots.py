@@ -2,7 +2,7 @@
 
 matplotlib is imported only here and only when a plot is drawn; the figures are built on an Agg canvas
 directly, so the global backend (``matplotlib.use``) is never touched. Files are written with
-:func:`detloss.io.atomic_write_with`.
+:func:`fileio.atomic_write_with`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fileio import atomic_write_with
 
 from .calibration import Calibration
 from .coco import RECALL_THRESHOLDS, CocoStats
@@ -34,8 +36,6 @@ def figure(size: tuple[float, float], tight: bool = True) -> Any:
 
 def save_figure(fig: Any, path: Path, dpi: int = 150) -> Path:
     """Write ``fig`` as PNG through a temporary sibling and ``os.replace``."""
-    from detloss.io import atomic_write_with  # the project's one writer; imported when a file is written
-
     return atomic_write_with(path, lambda f: fig.savefig(f, dpi=dpi, format="png"))
 
 

@@ -4,8 +4,9 @@ Modules: ``device`` (``--device`` -> ``torch.device``, the one parser), ``weight
 a model and its image size), ``onnx_runtime`` (an export run by onnxruntime, called like the model),
 ``datasets`` (``--data`` or the demo, a split's ground truth from its labels, a held-out part),
 ``postprocess`` (NMS, boxes back to the original image, a post-hoc calibrator on the scores), ``loop``
-(a loader -> COCO results), ``evaluate`` (a model on a dataset -> ``EvalResult``, DDP-aware) and ``predict``
-(images -> detections for ``tools/detect.py``).
+(a loader -> COCO results), ``evaluate`` (a model on a dataset -> ``EvalResult``, DDP-aware), ``ranks``
+(torchrun rank discovery and the process group, shared with training) and ``predict`` (images -> detections
+for ``tools/detect.py``).
 
 The metrics themselves are ``tools.evaluation`` (no torch); this package imports it, never the reverse.
 """

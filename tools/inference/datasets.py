@@ -32,32 +32,10 @@ def base_dataset(dataset: Any) -> Any:
 
 
 def ground_truth_from_dataset(dataset: Any) -> dict:
-    """A COCO ground-truth dict from a ``data`` dataset's own labels, for splits without a COCO JSON.
-
-    Uses ``labels`` (per image ``[n, 5]`` ``cls, cx, cy, w, h`` normalised to the original image), ``shapes``
-    (``(h0, w0)``), ``image_ids``, ``cat_ids`` and ``names``. Areas are box ``w * h`` in pixels. An ignore region
-    (class -1 row) becomes a crowd annotation of every category (COCO matching then ignores detections inside it);
-    prefer the split's own COCO JSON when there is one. Rows sharing a box with several classes stay separate
-    ground truths, one per class.
+    """A COCO ground-truth dict from a ``data`` dataset's own labels (``Subset`` wrappers unwrapped), for splits
+    without a COCO JSON: :func:`data.coco_gt.coco_from_labels`, whose category-id rule the detections share
+    (``cat_ids`` of the dataset). Prefer the split's own COCO JSON when there is one.
     """
-    ds = base_dataset(dataset)
-    images: list[dict] = []
-    anns: list[dict] = []
-    for image_id, (h0, w0), lab in zip(ds.image_ids, ds.shapes, ds.labels):
-        images.append({"id": image_id, "width": int(w0), "height": int(h0)})
-        for cls, cx, cy, w, h in lab.tolist():
-            box = [(cx - w / 2) * w0, (cy - h / 2) * h0, w * w0, h * h0]
-            crowd = int(cls) < 0
-            for cat in ds.cat_ids if crowd else [ds.cat_ids[int(cls)]]:
-                anns.append(
-                    {
-                        "id": len(anns) + 1,
-                        "image_id": image_id,
-                        "category_id": cat,
-                        "bbox": box,
-                        "area": box[2] * box[3],
-                        "iscrowd": int(crowd),
-                    }
-                )
-    categories = [{"id": c, "name": str(n)} for c, n in zip(ds.cat_ids, ds.names)]
-    return {"images": images, "annotations": anns, "categories": categories}
+    from data.coco_gt import coco_from_labels
+
+    return coco_from_labels(base_dataset(dataset))

@@ -10,52 +10,13 @@ recognises those errors so ``tools/train.py`` can stop with one line instead of 
 
 from __future__ import annotations
 
-import datetime
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-
-@dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    local_rank: int = -1
-    world_size: int = 1
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def from_env() -> DistInfo:
-    """Ranks as torchrun sets them (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``); a plain run is rank 0 of 1."""
-    return DistInfo(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", -1)),
-                    int(os.environ.get("WORLD_SIZE", 1)))  # fmt: skip
-
-
-def init(info: DistInfo, device: torch.device, timeout_s: float = 1800.0) -> None:
-    """Join the process group (NCCL on CUDA, gloo on CPU) when launched by torchrun with several processes;
-    a collective waiting more than ``timeout_s`` seconds for a peer fails instead of hanging."""
-    if info.enabled and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        timeout = datetime.timedelta(seconds=timeout_s)
-        store = None
-        if restart_count() > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
-            # a restarted group on torchrun's store: without a fresh key prefix, gloo/NCCL read the dead
-            # workers' addresses from the first try and fail to connect (pytorch/pytorch#167288)
-            base = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), info.world_size,
-                                 is_master=False, timeout=timeout)  # fmt: skip
-            store = dist.PrefixStore(f"/detloss/restart_{restart_count()}", base)
-        dist.init_process_group(backend=backend, rank=info.rank, world_size=info.world_size, timeout=timeout,
-                                store=store)  # fmt: skip
-
+from tools.inference.ranks import DistInfo, from_env, init, restart_count, shutdown  # noqa: F401 (their home)
 
 _PEER_SIGNS = ("gloo", "nccl", "connection", "timed out", "timeout", "peer", "socket", "broken pipe")
 
@@ -67,11 +28,6 @@ def peer_failure(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and any(s in str(e).lower() for s in _PEER_SIGNS)
 
 
-def restart_count() -> int:
-    """How often torchrun's elastic agent restarted this worker group (``--max-restarts``); 0 on the first try."""
-    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", 0) or 0)
-
-
 def elastic_pointer(project: str | Path) -> Path:
     """The file in which the first try of a torchrun job records its run folder, for the restarts to find it.
 
@@ -79,11 +35,6 @@ def elastic_pointer(project: str | Path) -> Path:
     separate ids in one project do not mix."""
     run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
     return Path(project) / f".elastic-{run_id}.txt"
-
-
-def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def all_mean(t: torch.Tensor) -> torch.Tensor:

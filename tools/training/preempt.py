@@ -5,7 +5,7 @@ A scheduler's preemption, ``docker stop``, a job's time limit and ``kill`` send 
 reads it after each optimizer step (where no accumulated gradient is pending), writes ``last.pt`` with the
 position inside the epoch and raises :class:`Stopped`. A second signal while that checkpoint is written is
 reported and otherwise ignored, so it cannot tear the file (the write is atomic in any case,
-:mod:`detloss.io`); ``kill -9`` is the way to stop without a checkpoint. ``tools/train.py`` turns
+:mod:`fileio`); ``kill -9`` is the way to stop without a checkpoint. ``tools/train.py`` turns
 :class:`Stopped` into exit status ``128 + signal`` (143 for SIGTERM, 130 for SIGINT), the shell convention
 for a process ended by a signal, which schedulers read as "stopped, not failed".
 """

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from detloss.io import atomic_write
+from fileio import atomic_write
 from tools.evaluation import metric_names as mn
 
 # yolov5's order; the validation columns are tools.evaluation.metric_names (EvalResult.metrics()'s keys)

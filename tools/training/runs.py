@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
-from detloss.io import atomic_write
-
-
-def increment_path(path: str | Path, exist_ok: bool = False) -> Path:
-    """``runs/train/exp`` if free (or ``exist_ok``), else the first free ``exp2``, ``exp3``, ..."""
-    path = Path(path)
-    if exist_ok or not path.exists():
-        return path
-    stem = re.sub(r"\d+$", "", path.name) or path.name
-    taken = {p.name for p in path.parent.iterdir()} if path.parent.exists() else set()
-    n = 2
-    while f"{stem}{n}" in taken:
-        n += 1
-    return path.parent / f"{stem}{n}"
+from fileio import atomic_write
+from tools.cli.runs import increment_path  # noqa: F401 (its home; train.py imports it from here)
 
 
 def save_yaml(path: str | Path, data: dict[str, Any]) -> Path:

@@ -12,15 +12,13 @@ and the cause: the trainer stops rather than train on without checkpoints.
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from detloss.io import temp_sibling
+from fileio import link_or_copy
 from models.checkpoint import save_checkpoint
 
 from .setup import TrainingError
@@ -75,13 +73,4 @@ class CheckpointSaver:
 
 def keep_copy(src: Path, dst: Path) -> None:
     """Make ``dst`` a complete copy of ``src`` atomically (hard link, else a byte copy), replacing ``dst``."""
-    tmp = temp_sibling(dst)
-    try:
-        try:
-            os.link(src, tmp)
-        except OSError:  # no hard links here (FAT, some network mounts): copy the bytes
-            shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    link_or_copy(src, dst)

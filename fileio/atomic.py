@@ -1,12 +1,12 @@
 """Atomic file writes: readers see the old file or the whole new one, never a half-written one.
 
-The one writer used by the library, ``models`` (checkpoints), ``data`` (converted datasets) and ``tools``
-(results, reports, figures). The bytes go to a fresh hidden sibling in the same folder (so the final
-rename stays on one file system and is atomic), are flushed and ``fsync``-ed, and the sibling is moved over
-the target with ``os.replace``; the folder is then ``fsync``-ed where the OS allows it, so the rename itself
-survives a crash. On any failure, including ``KeyboardInterrupt``, the sibling is removed and the old file
-is left as it was. The sibling is opened with ``"x"`` (never clobbers; the usual umask permissions, unlike
-``mkstemp``'s 0600).
+The one writer used by ``models`` (checkpoints), ``data`` (converted datasets, label files) and ``tools`` (results,
+reports, figures); standard library only, so ``tools.evaluation`` writes files without loading torch. The bytes go
+to a fresh hidden sibling in the same folder (so the final rename stays on one file system and is atomic), are
+flushed and ``fsync``-ed, and the sibling is moved over the target with ``os.replace``; the folder is then
+``fsync``-ed where the OS allows it, so the rename itself survives a crash. On any failure, including
+``KeyboardInterrupt``, the sibling is removed and the old file is left as it was. The sibling is opened with ``"x"``
+(never clobbers; the usual umask permissions, unlike ``mkstemp``'s 0600).
 """
 
 from __future__ import annotations
