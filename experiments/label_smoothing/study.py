@@ -49,7 +49,6 @@ if __package__ in (None, ""):
 
 import yaml  # noqa: E402
 
-from fileio import atomic_write  # noqa: E402
 from experiments.label_smoothing.aggregate import write_outputs  # noqa: E402
 from experiments.label_smoothing.conditions import prepare_data  # noqa: E402
 from experiments.label_smoothing.jobs import default_threads, run_parallel  # noqa: E402
@@ -62,6 +61,7 @@ from experiments.label_smoothing.keys import (  # noqa: E402
     run_key,
 )
 from experiments.label_smoothing.summaries import read_summary, scan  # noqa: E402
+from fileio import atomic_write  # noqa: E402
 from tools.evaluation.calibrators import METHODS  # noqa: E402
 
 COMMAND = "python experiments/label_smoothing/study.py"
