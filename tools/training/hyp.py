@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 from detloss.checks import check_number
@@ -87,7 +86,7 @@ class Hyp:
 
 
 _NON_NEGATIVE = ("lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "warmup_momentum", "warmup_bias_lr")
-DEFAULT_HYP: Mapping[str, float] = MappingProxyType(Hyp().as_dict())  # read-only: the defaults as a dict
+DEFAULT_HYP: dict[str, float] = Hyp().as_dict()  # the defaults as a yolov5 hyp dict (Hyp() is the source)
 
 
 def check_hyp(hyp: Any, source: str = "hyp") -> Hyp:
