@@ -2,7 +2,8 @@
 auto`` resolved into the hyp), the learning-rate schedule, the AMP scaler and the EMA, for a built model and loss.
 
 yolov5 train.py's rules: the nominal batch ``nbs`` (64, lowered for small data:
-:func:`tools.training.optim.nominal_batch`) sets the accumulation ``round(nbs / batch)`` and scales the weight decay by ``batch * accumulate / 64``.
+:func:`tools.training.optim.nominal_batch`) sets the accumulation ``round(nbs / batch)`` and scales the
+weight decay by ``batch * accumulate / 64``.
 """
 
 from __future__ import annotations
