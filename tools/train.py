@@ -71,7 +71,7 @@ def _resumed(opt: TrainConfig) -> tuple[TrainConfig, Hyp, Path, dict[str, Any]]:
     from tools.training.resume import ResumeError, fail, load_resume
 
     try:
-        last = latest_run(opt.project) if opt.resume is True else Path(opt.resume)
+        last = latest_run(opt.project) if opt.resume is True else Path(str(opt.resume))
     except FileNotFoundError as e:
         raise ResumeError(str(e)) from e
     ckpt = load_resume(last)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
@@ -33,6 +33,10 @@ from .setup import TrainingError
 from .state import EpochProgress, epoch_generator, epoch_order
 from .timing import timed_iter
 
+if TYPE_CHECKING:  # the trainer calls these functions: no import at run time
+    from .run_state import TrainState
+    from .trainer import Trainer
+
 __all__ = ["no_cv2_threads", "optimizer_step", "train_epoch", "warmup"]
 
 
@@ -45,7 +49,7 @@ def no_cv2_threads(_worker_id: int = 0) -> None:
     cv2.setNumThreads(0)
 
 
-def epoch_loader(tr: Any, epoch: int, start_batch: int = 0) -> tuple[DataLoader, int]:
+def epoch_loader(tr: Trainer, epoch: int, start_batch: int = 0) -> tuple[DataLoader, int]:
     """The epoch's loader from batch ``start_batch`` on, and the number of batches of the whole epoch."""
     seed = tr.state.opt.seed
     tr.train_ds.set_epoch(epoch)
@@ -59,7 +63,7 @@ def epoch_loader(tr: Any, epoch: int, start_batch: int = 0) -> tuple[DataLoader,
     return loader, nb
 
 
-def train_epoch(tr: Any, epoch: int) -> dict[str, float]:
+def train_epoch(tr: Trainer, epoch: int) -> dict[str, float]:
     """One epoch (from the resumed position when there is one for ``epoch``); the train columns of its row."""
     s = tr.state
     p = s.progress if s.progress is not None and s.progress.epoch == epoch else None
@@ -85,7 +89,7 @@ def train_epoch(tr: Any, epoch: int) -> dict[str, float]:
     return _train_row(s, p)
 
 
-def train_batch(tr: Any, p: EpochProgress, batch: Any, i: int, nb: int, nw: int, pbar: Any) -> bool | None:
+def train_batch(tr: Trainer, p: EpochProgress, batch: Any, i: int, nb: int, nw: int, pbar: Any) -> bool | None:
     """Batch ``i`` of ``nb``: forward, loss, backward, and the optimizer step when one is due. Returns whether
     it stepped (None: skipped as non-finite). ``nw``: the warmup's length in batches (-1: none)."""
     s, epoch = tr.state, p.epoch
@@ -118,7 +122,7 @@ def train_batch(tr: Any, p: EpochProgress, batch: Any, i: int, nb: int, nw: int,
     return stepped
 
 
-def warmup(s: Any, ni: int, nw: int, epoch: int, nbs: int) -> int:
+def warmup(s: TrainState, ni: int, nw: int, epoch: int, nbs: int) -> int:
     """yolov5's warmup at batch ``ni`` of ``nw``: the accumulation ramps from 1 to ``nbs / batch``, each group's
     lr from 0 (the bias group: ``warmup_bias_lr``) to its scheduled lr, momentum from ``warmup_momentum``.
     Sets the optimizer's groups; returns the accumulation."""
@@ -132,7 +136,7 @@ def warmup(s: Any, ni: int, nw: int, epoch: int, nbs: int) -> int:
     return max(1, round(interp(ni, xi, (1.0, nbs / s.opt.batch_size))))
 
 
-def _forward(tr: Any, imgs: torch.Tensor, targets: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.Tensor, Any]:
+def _forward(tr: Trainer, imgs: torch.Tensor, targets: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.Tensor, Any]:
     """The batch's total loss (scaled by the world size: DDP averages gradients over ranks) and its items."""
     s = tr.state
     with tr.timer("forward"), torch.autocast(tr.device.type, enabled=tr.amp):
@@ -144,7 +148,7 @@ def _forward(tr: Any, imgs: torch.Tensor, targets: torch.Tensor, ignore: torch.T
     return loss, items
 
 
-def _step(tr: Any, p: EpochProgress) -> None:
+def _step(tr: Trainer, p: EpochProgress) -> None:
     """One optimizer step, its gradient norm and clip recorded in ``p``."""
     with tr.timer("optimizer"):
         norm = optimizer_step(tr.state)
@@ -172,7 +176,7 @@ def optimizer_step(s: Any) -> float | None:
     return norm if math.isfinite(norm) else None
 
 
-def _train_row(s: Any, p: EpochProgress) -> dict[str, float]:
+def _train_row(s: TrainState, p: EpochProgress) -> dict[str, float]:
     """The train columns of the epoch's results row (mean losses over ranks, lrs, gradient figures)."""
     lrs = [g["lr"] for g in s.optimizer.param_groups]
     mloss = dist.all_mean(p.mloss)
@@ -186,7 +190,7 @@ def _train_row(s: Any, p: EpochProgress) -> dict[str, float]:
     }  # fmt: skip
 
 
-def _non_finite(tr: Any, p: EpochProgress, loss: torch.Tensor, items: torch.Tensor, i: int, paths: Any) -> None:
+def _non_finite(tr: Trainer, p: EpochProgress, loss: torch.Tensor, items: torch.Tensor, i: int, paths: Any) -> None:
     """Count a skipped non-finite step; after ``--max-nonfinite`` in a row stop with the likely causes."""
     s = tr.state
     reason = f"loss {float(loss.detach())}, items (box, obj, cls) {items.tolist()}"
@@ -207,7 +211,7 @@ def _non_finite(tr: Any, p: EpochProgress, loss: torch.Tensor, items: torch.Tens
     )
 
 
-def _note_skipped(tr: Any) -> None:
+def _note_skipped(tr: Trainer) -> None:
     """Name the images the loader could not read this epoch (skipped by ``data``, any worker)."""
     found = getattr(tr.train_ds, "skipped_at_load", None)
     seen = tr.state.skipped_images
