@@ -41,6 +41,7 @@ from tools.detection.annotate import draw_detections, write_image  # noqa: E402
 from tools.detection.sources import Frame, count_frames, iter_frames, list_sources  # noqa: E402
 from tools.evaluation.calibrators import carried_calibrator  # noqa: E402
 from tools.evaluation.cocojson import atomic_write_json, detections_to_coco  # noqa: E402
+from tools.evaluation.config import EvalConfig  # noqa: E402
 from tools.inference.device import select_device  # noqa: E402
 from tools.inference.predict import predict, preprocess  # noqa: E402
 from tools.inference.weights import is_onnx, load_weights  # noqa: E402
@@ -185,8 +186,9 @@ def run(args: argparse.Namespace) -> DetectResult:
         if not pending:
             return
         batch = torch.stack([x for _, x, _ in pending])
-        dets = predict(model, batch, [m for _, _, m in pending], device, args.conf_thres, args.iou_thres, args.max_det,
-                       args.classes, args.agnostic_nms, args.half, calibrator)  # fmt: skip
+        config = EvalConfig(conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det, half=args.half)
+        dets = predict(model, batch, [m for _, _, m in pending], device, config, args.classes, args.agnostic_nms,
+                       calibrator)  # fmt: skip
         for (frame, _, _), det in zip(pending, dets):
             res.detections.append((frame.path, frame.index, det))
             res.counts.update(int(c) for c in det[:, 5].tolist())

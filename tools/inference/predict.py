@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from data.letterbox import letterbox
+from tools.evaluation.config import EvalConfig
 
 from .postprocess import calibrate_detections, forward_decoded, postprocess
 
@@ -59,29 +60,29 @@ def predict(
     batch: torch.Tensor,
     metas: Sequence[dict[str, Any]],
     device: torch.device,
-    conf_thres: float = 0.25,
-    iou_thres: float = 0.45,
-    max_det: int = 1000,
+    config: EvalConfig,
     classes: Sequence[int] | None = None,
     agnostic: bool = False,
-    half: bool = False,
     calibrator: Any = None,
 ) -> list[torch.Tensor]:
     """Detections of a ``uint8 [bs, 3, H, W]`` batch: per image ``Tensor[k, 6]`` ``[x1, y1, x2, y2, conf, cls]``.
 
-    Boxes are in original-image pixels (from ``metas``), on the CPU. ``half``: fp16 autocast on CUDA, as
-    ``tools/eval.py --half``. ``agnostic``: NMS across classes (then single-label, as yolov5).
-    ``calibrator``: a calibrator or its checkpoint state; ``conf`` is then the calibrated score and
-    ``conf_thres`` applies to it (module docstring).
+    Boxes are in original-image pixels (from ``metas``), on the CPU. ``config`` gives the NMS thresholds
+    (``conf_thres``, ``iou_thres``), ``max_det`` and ``half`` (fp16 autocast on CUDA, as ``tools/eval.py
+    --half``); its other fields are not read. Note ``EvalConfig``'s defaults are val's (conf 0.001, IoU 0.6,
+    300 boxes); ``tools/detect.py`` passes its own (0.25, 0.45, 1000). ``agnostic``: NMS across classes (then
+    single-label, as yolov5). ``calibrator``: a calibrator or its checkpoint state; ``conf`` is then the
+    calibrated score and ``conf_thres`` applies to it (module docstring).
     """
+    conf, iou, max_det = config.conf_thres, config.iou_thres, config.max_det
     x = batch.to(device).float() / 255.0
-    pred = keep_classes(forward_decoded(model, x, half).float(), classes)
+    pred = keep_classes(forward_decoded(model, x, config.half).float(), classes)
     if calibrator is None:
-        return postprocess(pred, metas, conf_thres, iou_thres, max_det, multi_label=False, agnostic=agnostic)
-    nms_thres = min(conf_thres, CALIBRATED_NMS_THRES)
+        return postprocess(pred, metas, conf, iou, max_det, multi_label=False, agnostic=agnostic)
     out = []
-    for det in postprocess(pred, metas, nms_thres, iou_thres, max_det, multi_label=False, agnostic=agnostic):
+    nms_thres = min(conf, CALIBRATED_NMS_THRES)
+    for det in postprocess(pred, metas, nms_thres, iou, max_det, multi_label=False, agnostic=agnostic):
         det = calibrate_detections(det, calibrator)
-        det = det[det[:, 4] >= conf_thres]
+        det = det[det[:, 4] >= conf]
         out.append(det[det[:, 4].argsort(descending=True, stable=True)])
     return out

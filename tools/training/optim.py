@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from detloss.checks import check_choice
+
+from .hyp import Hyp, as_hyp
 
 OPTIMIZERS = ("SGD", "Adam", "AdamW")
 # ultralytics v8's auto rule is lr0 = 0.002 * 5 / (4 + nc); twice that trains our tiny models faster in short
@@ -17,16 +19,17 @@ AUTO_LR = 0.004
 CHOICES = OPTIMIZERS + ("auto",)
 
 
-def resolve_optimizer(name: str, hyp: dict[str, float], n_images: int, batch: int, epochs: int, nc: int,
+def resolve_optimizer(name: str, hyp: Hyp | Mapping[str, float], n_images: int, batch: int, epochs: int, nc: int,
                       nbs: int = 64) -> tuple[str, float, float]:  # fmt: skip
     """``(optimizer, lr0, momentum)``. ``"auto"`` follows ultralytics v8: short runs (<= 10k optimizer steps)
     get AdamW with ``lr0 = AUTO_LR * 5 / (4 + nc)`` (twice ultralytics' 0.002) and momentum 0.9, long runs SGD
-    with the hyp values."""
+    with the hyp values (``hyp``: a :class:`Hyp` or a yolov5 hyp mapping)."""
+    hyp = as_hyp(hyp)
     if name != "auto":
-        return name, hyp["lr0"], hyp["momentum"]
+        return name, hyp.lr0, hyp.momentum
     steps = math.ceil(n_images / max(batch, nbs)) * epochs
     if steps > 10_000:
-        return "SGD", hyp["lr0"], hyp["momentum"]
+        return "SGD", hyp.lr0, hyp.momentum
     return "AdamW", round(AUTO_LR * 5 / (4 + nc), 6), 0.9
 
 

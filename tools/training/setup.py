@@ -19,6 +19,7 @@ from tools.inference.device import select_device as parse_device
 
 from .config import TrainConfig
 from .dist import DistInfo
+from .hyp import Hyp
 
 __all__ = ["TrainingError", "autoanchor", "build_datasets", "build_loss", "build_net", "resolve_data", "select_device"]
 
@@ -33,8 +34,8 @@ def select_device(spec: str, info: DistInfo) -> torch.device:
     return parse_device(spec, info.local_rank if info.enabled else None)
 
 
-def build_datasets(d: dict[str, Any], opt: TrainConfig, hyp: dict[str, float]) -> tuple[Any, Any, Any]:
-    train = build_dataset(d, "train", opt.imgsz, augment=True, hyp=hyp, seed=opt.seed)
+def build_datasets(d: dict[str, Any], opt: TrainConfig, hyp: Hyp) -> tuple[Any, Any, Any]:
+    train = build_dataset(d, "train", opt.imgsz, augment=True, hyp=hyp.as_dict(), seed=opt.seed)
     val = build_dataset(d, "val", opt.imgsz, augment=False)
     cache = opt.cache
     if cache is None:  # no --cache / --no-cache: RAM when the resized images fit (data.cache.auto_cache)
@@ -67,13 +68,13 @@ def build_net(opt: TrainConfig, d: dict[str, Any]) -> torch.nn.Module:
     return model
 
 
-def build_loss(model: Any, opt: TrainConfig, hyp: dict[str, float], train_ds: Any) -> YoloLoss:
+def build_loss(model: Any, opt: TrainConfig, hyp: Hyp, train_ds: Any) -> YoloLoss:
     """yolov5's hyp scaling by levels, classes (``--cls-scaling``) and image size, then ``YoloLoss`` from the
     model's anchors."""
     kw = model.loss_kwargs()
     nl = len(kw["strides"])
-    scaled = scale_yolov5_hyp({**hyp, "label_smoothing": opt.label_smoothing}, nl, kw["num_classes"], opt.imgsz,
-                              opt.cls_scaling)  # fmt: skip
+    values = {**hyp.as_dict(), "label_smoothing": opt.label_smoothing}
+    scaled = scale_yolov5_hyp(values, nl, kw["num_classes"], opt.imgsz, opt.cls_scaling)
     cfg = LossConfig.from_yolov5_hyp(
         scaled,
         decode=model.decode,
@@ -94,7 +95,7 @@ def build_loss(model: Any, opt: TrainConfig, hyp: dict[str, float], train_ds: An
     return YoloLoss(**kw, config=cfg, class_prior=prior)
 
 
-def autoanchor(model: Any, train_ds: Any, hyp: dict[str, float], opt: TrainConfig, verbose: bool = True) -> bool:
+def autoanchor(model: Any, train_ds: Any, hyp: Hyp, opt: TrainConfig, verbose: bool = True) -> bool:
     """yolov5's autoanchor: check the best possible recall of the model's anchors on the training box shapes
     (at ``--imgsz``, ``anchor_t`` from the hyp) and, below 0.98, fit new ones (:mod:`detloss.autoanchor`).
     New anchors are written into the model's head (they travel in its checkpoints). Returns True if changed."""
@@ -104,7 +105,7 @@ def autoanchor(model: Any, train_ds: Any, hyp: dict[str, float], opt: TrainConfi
             print("autoanchor: no boxes in the training labels, anchors kept")
         return False
     head = model.head
-    res = check_anchors(wh, head.anchors_px.detach().cpu(), thr=hyp["anchor_t"], seed=opt.seed)
+    res = check_anchors(wh, head.anchors_px.detach().cpu(), thr=hyp.anchor_t, seed=opt.seed)
     if verbose:
         print(res.message())
     if res.changed:
