@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .report import DatasetError, DatasetNotFoundError, DatasetReport
-from .sources import IMG_SUFFIXES
+from .sources import IMG_SUFFIXES, label_file
 from .verify import image_shape
 
 
@@ -87,7 +87,8 @@ class VocIndex:
 
 def is_voc_source(entry: object) -> bool:
     """Whether a data YAML split entry names VOC: a folder holding ``Annotations/`` or ``.xml`` files, or a
-    ``.txt`` list inside ``ImageSets/Main``."""
+    ``.txt`` list inside ``ImageSets/Main``. A folder whose yolov5 ``labels`` folder exists stays yolov5 (its
+    label files win over XML files lying beside the images)."""
     if not isinstance(entry, str | os.PathLike):
         return False
     p = Path(entry).expanduser()
@@ -95,7 +96,13 @@ def is_voc_source(entry: object) -> bool:
         return p.parent.name == "Main" and p.parent.parent.name == "ImageSets"
     if not p.is_dir():
         return False
-    return (p / "Annotations").is_dir() or any(e.suffix.lower() == ".xml" and e.is_file() for e in p.iterdir())
+    if (p / "Annotations").is_dir():
+        return True
+    labels = Path(label_file(os.path.join(os.path.abspath(p), "x.png"))).parent
+    if labels != Path(os.path.abspath(p)) and labels.is_dir():
+        return False
+    with os.scandir(p) as it:
+        return any(e.name.lower().endswith(".xml") for e in it)
 
 
 def voc_files(source: str | os.PathLike) -> tuple[list[Path], Path]:

@@ -105,6 +105,12 @@ def test_data_yaml_names_a_voc_folder(tmp_path):
     assert is_voc_source(str(VOC / "VOC")) and is_voc_source(str(VOC / "beside"))
     assert is_voc_source(str(VOC / "VOC" / "ImageSets" / "Main" / "train.txt"))
     assert not is_voc_source(str(VOC / "VOC" / "JPEGImages"))
+    both = tmp_path / "both" / "images" / "train"
+    both.mkdir(parents=True)
+    shutil.copy(VOC / "beside" / "x.xml", both)
+    assert is_voc_source(str(both))
+    (tmp_path / "both" / "labels" / "train").mkdir(parents=True)
+    assert not is_voc_source(str(both))  # XML beside the images and yolov5 label files: the label files win
     y = tmp_path / "d.yaml"
     y.write_text(yaml.safe_dump({"path": str(VOC), "train": "beside", "val": "VOC/ImageSets/Main/train.txt",
                                  "names": ["tree"], "name_map": {"Alive": "tree", "Dead": "tree"}}))  # fmt: skip

@@ -93,3 +93,22 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "tools" / "make_trees.py"), "--wheel", str(tmp_path / "no.whl")],
                          capture_output=True, text=True, cwd=tmp_path, timeout=120)  # fmt: skip
     assert res.returncode == 2 and res.stderr.strip() == f"make_trees.py: error: wheel not found: {tmp_path / 'no.whl'}"
+
+
+def test_download_runs_pip_download_no_deps_and_reports_its_failure(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_pip(cmd, **kw):
+        calls.append(cmd)
+        dest = Path(cmd[cmd.index("-d") + 1])
+        if "fail" in str(dest):
+            return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for deepforest\n")
+        (dest / "deepforest-2.1.0-py3-none-any.whl").write_bytes(b"x")
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(make_trees.subprocess, "run", fake_pip)
+    assert make_trees.download_wheel(tmp_path).name == "deepforest-2.1.0-py3-none-any.whl"
+    assert calls[0][1:5] == ["-m", "pip", "download", "--no-deps"] and "deepforest==2.1.0" in calls[0]
+    (tmp_path / "fail").mkdir()
+    with pytest.raises(InputError, match="pip download deepforest==2.1.0 failed: ERROR: No matching distribution"):
+        make_trees.download_wheel(tmp_path / "fail")
