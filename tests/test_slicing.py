@@ -166,3 +166,21 @@ def test_detect_cli_slice(tiny, tmp_path):
     sliced = detect_cli.main(base + ["--slice", "96", "--slice-overlap", "32", "--batch-size", "4"])
     det = sliced.detections[0][2]
     assert len(det) > 0 and det[:, [0, 1]].min() >= 0 and det[:, 2].max() <= 200 and det[:, 3].max() <= 150
+
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster"])
+def test_coco_max_dets_lets_ap_count_every_object_of_a_crowded_image(backend):
+    from tools.evaluation import evaluate_results
+
+    boxes = [[20.0 * (k % 15), 20.0 * (k // 15), 10.0, 10.0] for k in range(150)]  # 150 objects, one image
+    gt = {"images": [{"id": 1, "width": 300, "height": 200}], "categories": [{"id": 1, "name": "tree"}],
+          "annotations": [{"id": k + 1, "image_id": 1, "category_id": 1, "bbox": b, "area": 100.0, "iscrowd": 0}
+                          for k, b in enumerate(boxes)]}  # fmt: skip
+    dt = [{"image_id": 1, "category_id": 1, "bbox": b, "score": 0.9 - 0.001 * k} for k, b in enumerate(boxes)]
+    capped = evaluate_results(gt, dt, EvalConfig(backend=backend))
+    assert capped.map50 == pytest.approx(0.67, abs=0.01)  # 100 of 150 found, precision 1: AP = 67/101 points
+    full = evaluate_results(gt, dt, EvalConfig(backend=backend, coco_max_dets=200))
+    assert full.map50 == pytest.approx(1.0) and full.stats[8] == pytest.approx(1.0)  # AR at maxDets 200
+    assert "maxDets=200 ] = 1.000" in full.report()
+    with pytest.raises(ValueError, match="coco_max_dets"):
+        EvalConfig(coco_max_dets=0)

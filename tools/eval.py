@@ -79,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     e.add_argument("--backend", choices=BACKENDS, default="pycocotools", help="COCO evaluator (same numbers)")
     e.add_argument("--json-out", type=str, help="write stats, per-class AP and calibration as JSON")
     e.add_argument("--plots", type=str, metavar="DIR", help="write PR_curve.png and reliability.png to DIR")
+    e.add_argument("--coco-max-dets", type=int, default=100,
+                   help="detections an image COCO AP ranks (maxDets, 100; raise for crowded images)")  # fmt: skip
     e.add_argument("--calib-bins", type=int, default=10, help="confidence bins of the detection ECE")
     e.add_argument("--calib-conf", type=float, default=0.0, help="detections below this are left out of the ECE")
     e.add_argument("--no-calibrator", action="store_true",

@@ -8,7 +8,8 @@ read by :mod:`data.voc`) and writes ``datasets/trees/`` (``--out``):
   ``--overlap`` px (:mod:`data.tiling`; a box less than ``--min-visible`` inside a tile becomes an ignore region);
 - ``images/val``: the held-out scene's tiles (the trainer's per-epoch validation);
 - ``images/val_full``: the held-out scene whole, for sliced evaluation on the original image
-  (``python tools/eval.py --data datasets/trees/trees.yaml --task val_full --slice 320``);
+  (``python tools/eval.py --data datasets/trees/trees.yaml --task val_full --slice 320 --coco-max-dets 300
+  --max-det 1000``: the scene has 279 trees, more than COCO's default 100 detections an image);
 - ``trees.yaml`` and ``SOURCE.md`` (where the data comes from, its licence, the split and why).
 
 The split is by scene, never by tile: neighbouring tiles overlap, so a tile split would put the same trees

@@ -189,7 +189,7 @@ def evaluate_sliced(model: Any, dataset: Any, config: Any, cfg: SliceConfig, img
     finally:
         model.train(was_training)
     gt = ground_truth_from_dataset(ds) if gt is None else gt
-    _note_crowded(ds)
+    _note_crowded(ds, config.coco_max_dets)
     if save_json is not None:
         atomic_write_json(save_json, out.results)
     res = evaluate_results(gt, out.results, config, img_ids=out.image_ids)
@@ -197,15 +197,12 @@ def evaluate_sliced(model: Any, dataset: Any, config: Any, cfg: SliceConfig, img
     return res
 
 
-COCO_MAX_DETS = 100  # COCOeval's largest maxDets: AP and AR100 rank only this many detections an image
-
-
-def _note_crowded(ds: Any) -> None:
-    """Say so when an image has more objects than COCO's AP counts detections (full images of dense scenes)."""
+def _note_crowded(ds: Any, max_dets: int) -> None:
+    """Say so when an image has more objects than COCO's AP ranks detections (full images of dense scenes)."""
     counts = [int((lab[:, 0] >= 0).sum()) for lab in ds.labels]
-    crowded = [n for n in counts if n > COCO_MAX_DETS]
+    crowded = [n for n in counts if n > max_dets]
     if crowded:
         print(
-            f"note: {len(crowded)} image(s) have more than {COCO_MAX_DETS} objects (most: {max(crowded)}); COCO AP "
-            f"ranks {COCO_MAX_DETS} detections an image, so their recall is capped at {COCO_MAX_DETS}/objects"
+            f"note: {len(crowded)} image(s) have more than {max_dets} objects (most: {max(crowded)}); COCO AP ranks "
+            f"{max_dets} detections an image, so their recall is capped (raise --coco-max-dets above {max(crowded)})"
         )
