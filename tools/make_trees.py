@@ -166,8 +166,8 @@ def write_meta(out: Path, names: list[str], opt: argparse.Namespace) -> None:
     train = [s for s in opt.scenes if s != opt.val_scene]
     atomic_write(out / "SOURCE.md", SOURCE_MD.format(
         package=PACKAGE, scenes="\n".join(f"- `{s}.png` + `{s}.xml`" for s in opt.scenes), val=opt.val_scene,
-        train=", ".join(f"`{s}`" for s in train), names=names, tile=opt.tile, overlap=opt.overlap,
-        min_visible=opt.min_visible))  # fmt: skip
+        train=", ".join(f"`{s}`" for s in train), names=", ".join(f"`{n}`" for n in names), tile=opt.tile,
+        overlap=opt.overlap, min_visible=opt.min_visible))  # fmt: skip
 
 
 SOURCE_MD = """# Trees: NEON airborne RGB with hand-drawn tree crowns
@@ -182,8 +182,9 @@ Pascal VOC XML. Files taken (nothing else of the package is used):
 Classes: {names} (deepforest's `Tree`, `Alive`, `Dead`; see `tools/make_trees.py`).
 
 Split by scene, never by tile (neighbouring tiles overlap, so a tile split would put the same trees in both):
-val is `{val}`, train is {train}. The default val scene has 279 trees, enough for a stable mAP, and comes
-from the same site (Yellowstone) as the large training scene, so the two other sites still train.
+val is `{val}`, train is {train}.
+The default val scene has 279 trees, enough for a stable mAP, and comes from the same site (Yellowstone)
+as the large training scene, so the two other sites still train.
 
 Train and val are cut into {tile} px tiles overlapping by {overlap} px (a box less than {min_visible} inside a
 tile is an ignore region, class -1); `images/val_full` holds the val scene whole, for sliced evaluation.
