@@ -14,6 +14,10 @@ Command line::
 
     python -m data.convert yolo2coco data.yaml --split val --out instances_val.json
     python -m data.convert coco2yolo instances_val2017.json --images val2017/ --out coco_yolo/
+    python -m data.convert voc2yolo VOCdevkit/VOC2007 --split train --out voc_yolo/
+    python -m data.convert yolo2voc data.yaml --split val --out voc_val/
+
+The VOC conversions live in :mod:`data.voc_convert`.
 """
 
 from __future__ import annotations
@@ -82,8 +86,9 @@ def coco_to_yolo(
     return _update_yaml(out, split, ds.names, ds.cat_ids)
 
 
-def _update_yaml(out: Path, split: str, names: list[str], cat_ids: list[int]) -> Path:
-    """Create or update ``out/data.yaml`` with this split; a split named like train/val/test fills that key."""
+def _update_yaml(out: Path, split: str, names: list[str], cat_ids: list[int] | None) -> Path:
+    """Create or update ``out/data.yaml`` with this split; a split named like train/val/test fills that key.
+    ``cat_ids``: the COCO category ids (``None`` for a source without them, e.g. VOC)."""
     path = out / "data.yaml"
     data: dict = {}
     if path.exists():
@@ -92,10 +97,12 @@ def _update_yaml(out: Path, split: str, names: list[str], cat_ids: list[int]) ->
             raise DatasetError(f"{path}: exists but is not a mapping; will not overwrite it")
         if data.get("names") and list(data["names"]) != list(names):
             raise DatasetError(f"{path}: has names {data['names']} but this split has {names}")
-        if data.get("coco_cat_ids") and list(data["coco_cat_ids"]) != list(cat_ids):
+        if data.get("coco_cat_ids") and cat_ids is not None and list(data["coco_cat_ids"]) != list(cat_ids):
             raise DatasetError(f"{path}: has coco_cat_ids {data['coco_cat_ids']} but this split has {cat_ids}")
     key = next((k for k in ("train", "val", "test") if k in split.lower()), split)
-    data.update(path=str(out), names=list(names), nc=len(names), coco_cat_ids=list(cat_ids))
+    data.update(path=str(out), names=list(names), nc=len(names))
+    if cat_ids is not None:
+        data["coco_cat_ids"] = list(cat_ids)
     data[key] = f"images/{split}"
     for k in ("train", "val"):  # the YAML needs both; a split converted later replaces the stand-in
         data.setdefault(k, f"images/{split}")
@@ -118,16 +125,48 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--split", default=None, help="split name (default: from the JSON name)")
     b.add_argument("--copy", action="store_true", help="copy images instead of hard-linking")
     b.add_argument("--strict", action="store_true", help="fail on the first bad annotation or image")
+    _voc_parsers(sub)
     args = parser.parse_args(argv)
     try:
         if args.cmd == "yolo2coco":
             print(yolo_to_coco(args.data, args.split, args.out, strict=args.strict))
-        else:
+        elif args.cmd == "coco2yolo":
             print(coco_to_yolo(args.ann_json, args.images, args.out, args.split, not args.copy, args.strict))
+        else:
+            print(_run_voc(args))
     except DatasetError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
+
+
+def _voc_parsers(sub) -> None:
+    c = sub.add_parser("voc2yolo", help="Pascal VOC (root, ImageSets/Main/<split>.txt or XML folder) -> yolov5 layout")
+    c.add_argument("source", help="VOC root (Annotations/ + JPEGImages/), split list, or folder of images + XML")
+    c.add_argument("--out", required=True, help="output dataset folder")
+    c.add_argument("--split", default="train", help="split name (default: train)")
+    c.add_argument("--names", nargs="+", default=None, help="class list (default: the sorted names found)")
+    c.add_argument("--map", nargs="+", default=[], metavar="FROM=TO", help="rename object names, e.g. Dead=tree")
+    c.add_argument("--copy", action="store_true", help="copy images instead of hard-linking")
+    c.add_argument("--strict", action="store_true", help="fail on the first bad annotation or image")
+    d = sub.add_parser("yolo2voc", help="yolov5 layout split -> Pascal VOC (Annotations/ + JPEGImages/)")
+    d.add_argument("data", help="data YAML")
+    d.add_argument("--split", default="val", help="split key in the YAML (default: val)")
+    d.add_argument("--out", required=True, help="output VOC folder")
+    d.add_argument("--copy", action="store_true", help="copy images instead of hard-linking")
+    d.add_argument("--strict", action="store_true", help="fail on the first bad label or image")
+
+
+def _run_voc(args: argparse.Namespace) -> Path:
+    from .voc_convert import voc_to_yolo, yolo_to_voc
+
+    if args.cmd == "yolo2voc":
+        return yolo_to_voc(args.data, args.split, args.out, not args.copy, args.strict)
+    bad = [m for m in args.map if m.count("=") != 1 or not m.split("=")[1]]
+    if bad:
+        raise DatasetError(f"--map entries must be FROM=TO, got {bad}")
+    name_map = dict(m.split("=") for m in args.map)
+    return voc_to_yolo(args.source, args.out, args.split, args.names, name_map, not args.copy, args.strict)
 
 
 if __name__ == "__main__":

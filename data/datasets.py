@@ -1,4 +1,5 @@
-"""Dataset readers: the yolov5 layout (:class:`YoloDataset`) and COCO JSON (:class:`CocoDataset`), the batch
+"""Dataset readers: the yolov5 layout (:class:`YoloDataset`), COCO JSON (:class:`CocoDataset`) and Pascal VOC XML
+(:class:`VocDataset`), the batch
 collate function, and :func:`build_dataset` which picks the reader from a data YAML split entry.
 
 Samples and their conventions are described in :mod:`data.base`.
@@ -18,8 +19,9 @@ from .coco import read_coco
 from .index_cache import cache_path, cached_verify, fallback_path, files_hash
 from .report import DatasetError, DatasetNotFoundError
 from .sources import IMG_SUFFIXES, label_files, list_images
-from .store import Column, Strings
+from .store import Column, RaggedRows, Strings
 from .verify import Verified, verify_split
+from .voc import is_voc_source, read_voc
 from .yaml_io import load_data_yaml, parse_data_dict
 
 
@@ -123,6 +125,41 @@ class CocoDataset(DetectionDataset):
         self._finish()
 
 
+class VocDataset(DetectionDataset):
+    """Images labelled by Pascal VOC XML (a VOC root, an ``ImageSets/Main/<split>.txt`` list, or a folder with an
+    XML beside each image; :mod:`data.voc` has the conventions: 1-based pixel boxes, difficult -> class -1).
+
+    ``names``: the class list (an object of another class is reported and skipped); ``None``: the sorted set
+    of names found. ``name_map``: object name -> class name, applied first. ``image_id`` is the dataset
+    index and ``cat_ids == list(range(nc))``. Images whose size differs from the XML's ``<size>`` are bad images.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        imgsz: int = 640,
+        augment: bool = False,
+        hyp: dict | None = None,
+        strict: bool = False,
+        names: list[str] | None = None,
+        name_map: dict[str, str] | None = None,
+        seed: int = 0,
+    ):
+        super().__init__(imgsz, augment, hyp, strict, seed, source=str(source))
+        index = read_voc(source, self.report, names, name_map)
+        self.report.images_found = index.images_found
+        res = verify_split(index.image_files, None, None, expected=index.shapes)
+        self.report.merge(res.report)
+        keep = np.flatnonzero(res.keep)
+        self.im_files = Strings.from_list(index.image_files).take(keep)
+        self.shapes = res.shapes.take(keep)
+        self.labels = RaggedRows.from_arrays(index.labels).take(keep)
+        self.image_ids = Column(np.arange(len(keep)))
+        self.names = index.names
+        self.cat_ids = list(range(self.nc))
+        self._finish()
+
+
 def collate_fn(batch: list) -> tuple[torch.Tensor, torch.Tensor, list[str], list[dict]]:
     """Stack samples into ``(imgs uint8 [bs, 3, H, W], targets float [n, 6], paths, metas)``.
 
@@ -175,7 +212,9 @@ def build_dataset(
 
     The dataset's ``multi_label`` attribute is the YAML's ``multi_label`` (one box may have several classes).
     A split entry ending in ``.json`` gives a :class:`CocoDataset` whose images are in the
-    ``{split}_images`` key, else ``path/images/{split}`` when that folder exists, else ``path``;
+    ``{split}_images`` key, else ``path/images/{split}`` when that folder exists, else ``path``; a VOC source
+    (:func:`data.voc.is_voc_source`: a folder with ``Annotations/`` or ``.xml`` files, or an
+    ``ImageSets/Main/<split>.txt``) gives a :class:`VocDataset` with the YAML ``names`` and ``name_map``;
     anything else (folder, ``.txt`` list, list) gives a :class:`YoloDataset` with the YAML ``names``.
     """
     d = _as_data(data)
@@ -188,6 +227,8 @@ def build_dataset(
         ds: DetectionDataset = CocoDataset(entry, img_dir, imgsz, augment, hyp, strict, seed)
         if ds.nc != d["nc"]:
             raise DatasetError(f"{entry}: {ds.nc} categories but the data YAML has {d['nc']} names")
+    elif is_voc_source(entry):
+        ds = VocDataset(entry, imgsz, augment, hyp, strict, names=d["names"], name_map=d.get("name_map"), seed=seed)
     else:
         ds = YoloDataset(entry, imgsz, augment, hyp, strict, names=d["names"], seed=seed)
     ds.multi_label = bool(d.get("multi_label", False))

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 # Issue kinds that are errors in the input (skipped by default, raised under strict=True).
 ERROR_KINDS = ("bad_row", "bad_label_file", "bad_image", "bad_annotation", "bad_json")
 # Issue kinds that are repaired and reported but never raised.
-NOTICE_KINDS = ("duplicate", "clipped")
+NOTICE_KINDS = ("duplicate", "clipped", "missing_size")
 # Kinds that are normal dataset content: counted in the report, never warned about.
-INFO_KINDS = ("missing_label", "crowd")
+INFO_KINDS = ("missing_label", "crowd", "difficult")
 MAX_KEPT_ISSUES = 1000  # counts stay exact; only the first issues keep their text
 SUMMARY_SHOWN = 5
 
@@ -57,10 +57,11 @@ class DatasetReport:
         images_found: image files listed by the source.
         images: images kept (``len(dataset)``).
         boxes: boxes kept over all kept images (ignore regions, class -1, not counted).
-        ignore_regions: ignore regions (class -1 rows, COCO crowd annotations) kept.
+        ignore_regions: ignore regions (class -1 rows, COCO crowd annotations, VOC difficult objects) kept.
         backgrounds: kept images with no boxes.
         counts: issues per kind (``bad_row``, ``bad_image``, ``bad_label_file``, ``bad_annotation``,
-            ``duplicate``, ``clipped``, ``missing_label``, ``crowd``).
+            ``duplicate``, ``clipped``, ``missing_size`` (VOC: size from the image header), ``missing_label``,
+            ``crowd``, ``difficult`` (VOC difficult objects kept as ignore regions)).
         issues: the first :data:`MAX_KEPT_ISSUES` issues, in the order found.
     """
 

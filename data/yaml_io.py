@@ -10,6 +10,8 @@ Format (yolov5 ``data/coco128.yaml``, ultralytics docs "Dataset YAML")::
     nc: 2                         # optional; must equal len(names)
     val_json: annotations/instances_val.json  # detloss extra: COCO ground truth of a split
     multi_label: true             # detloss extra (default false): one box may carry several classes
+    name_map: {Alive: tree}       # detloss extra, VOC splits: object name -> class name, applied before names
+    val_full: images/val_full     # detloss extra: any key ending in _full is a path (the whole images of a tiled split)
 
 Differences from yolov5: a relative ``path`` is resolved against the YAML file's folder (yolov5
 resolves it against its own checkout); when no such folder exists, the first that does of the current
@@ -17,7 +19,8 @@ directory and the checkout (yolov5's rule, so a yolov5 YAML with ``path: ../data
 taken. A missing ``path`` means the YAML's folder. Paths are made
 absolute without resolving symbolic links (yolov5's ``check_dataset`` resolves them), so a split folder
 that links to another dataset's images still reads this dataset's labels.
-Split entries ending in ``.json`` name COCO annotation files (read by ``CocoDataset``).
+Split entries ending in ``.json`` name COCO annotation files (read by ``CocoDataset``); a folder holding
+``Annotations/`` or ``.xml`` files, or an ``ImageSets/Main/<split>.txt``, names Pascal VOC (``VocDataset``).
 ``multi_label: true`` says rows with the same box and different classes are one object with several classes
 (the readers keep such rows either way; the trainer then builds the loss with ``LossConfig(multi_label=True)``).
 """
@@ -37,7 +40,7 @@ REQUIRED_KEYS = ("train", "val", "names")
 SPLIT_KEYS = ("train", "val", "test")
 CHECKOUT = Path(__file__).resolve().parents[1]  # the checkout's root, where yolov5 anchors a relative path
 # Extra keys holding paths that are resolved like the split entries (e.g. val_json, val_images).
-PATH_SUFFIXES = ("_json", "_images")
+PATH_SUFFIXES = ("_json", "_images", "_full")
 
 
 def load_data_yaml(path: str | os.PathLike) -> dict[str, Any]:
@@ -46,7 +49,8 @@ def load_data_yaml(path: str | os.PathLike) -> dict[str, Any]:
     Returns:
         a dict with ``path`` (absolute str), ``train``/``val``/``test`` (absolute str or list of str,
         ``None`` when absent), ``names`` (list[str]), ``nc`` (int), ``multi_label`` (bool), ``yaml_file``
-        (absolute str), and every other key kept (paths under ``*_json`` / ``*_images`` keys made absolute).
+        (absolute str), and every other key kept (paths under ``*_json`` / ``*_images`` / ``*_full`` keys made
+        absolute).
 
     Raises:
         DatasetNotFoundError: the file does not exist.

@@ -17,7 +17,9 @@ images (same file names) or videos (``<stem>.mp4``); ``--save-txt``: ``labels/<s
 ``category_id`` = class index and ``image_id`` = the file stem (an int when it is numeric).
 A file OpenCV cannot read is reported by path and skipped. Weights that carry a post-hoc calibrator
 (``tools/calibrate.py``; also inside an ``.onnx`` exported from them) give calibrated scores, and
-``--conf-thres`` applies to those (``--no-calibrator``: the raw scores).
+``--conf-thres`` applies to those (``--no-calibrator``: the raw scores). ``--slice SIZE`` runs each image as
+overlapping tiles of SIZE px (``--slice-overlap``, ``--batch-size`` tiles a pass), merged into one set of
+boxes (``tools/inference/slicing.py``), for images much larger than the model's input.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from tools.evaluation.cocojson import atomic_write_json, detections_to_coco  # n
 from tools.evaluation.config import EvalConfig  # noqa: E402
 from tools.inference.device import select_device  # noqa: E402
 from tools.inference.predict import predict, preprocess  # noqa: E402
+from tools.inference.slicing import SliceConfig, sliced_detections  # noqa: E402
 from tools.inference.weights import is_onnx, load_weights  # noqa: E402
 
 
@@ -62,7 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--half", action="store_true", help="FP16 autocast inference (CUDA only)")
     p.add_argument("--no-calibrator", action="store_true",
                    help="raw scores even when the weights carry a calibrator (tools/calibrate.py)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass")
+    p.add_argument("--batch-size", type=int, default=1, help="images (or --slice tiles) per forward pass")
+    p.add_argument("--slice", type=int, default=None, metavar="SIZE",
+                   help="sliced inference: tiles of SIZE px of each image, merged (inference/slicing.py)")  # fmt: skip
+    p.add_argument("--slice-overlap", type=int, default=64, metavar="N", help="overlap of the tiles in px (64)")
     p.add_argument("--line-thickness", type=int, default=None, help="box line width (px); default from image size")
     p.add_argument("--hide-labels", action="store_true", help="draw boxes without labels")
     p.add_argument("--hide-conf", action="store_true", help="draw class names without scores")
@@ -181,18 +187,23 @@ def run(args: argparse.Namespace) -> DetectResult:
     writer = _Writer(args, save_dir, names)
     pbar = _progress(count_frames(files))
     pending: list[tuple[Frame, torch.Tensor, dict]] = []
+    cut = SliceConfig(args.slice, args.slice_overlap) if args.slice else None
+    config = EvalConfig(conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det, half=args.half)
+
+    def detect(batch: torch.Tensor, metas: list[dict]) -> list[torch.Tensor]:
+        return predict(model, batch, metas, device, config, args.classes, args.agnostic_nms, calibrator)
+
+    def record(frame: Frame, det: torch.Tensor) -> None:
+        res.detections.append((frame.path, frame.index, det))
+        res.counts.update(int(c) for c in det[:, 5].tolist())
+        writer(frame, det)
 
     def flush() -> None:
         if not pending:
             return
-        batch = torch.stack([x for _, x, _ in pending])
-        config = EvalConfig(conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det, half=args.half)
-        dets = predict(model, batch, [m for _, _, m in pending], device, config, args.classes, args.agnostic_nms,
-                       calibrator)  # fmt: skip
+        dets = detect(torch.stack([x for _, x, _ in pending]), [m for _, _, m in pending])
         for (frame, _, _), det in zip(pending, dets):
-            res.detections.append((frame.path, frame.index, det))
-            res.counts.update(int(c) for c in det[:, 5].tolist())
-            writer(frame, det)
+            record(frame, det)
         pending.clear()
 
     try:
@@ -202,6 +213,10 @@ def run(args: argparse.Namespace) -> DetectResult:
             if frame.img is None:
                 res.skipped.append((frame.path, frame.error))
                 print(f"skipped {frame.path}: {frame.error}", file=sys.stderr)
+                continue
+            if cut is not None:  # sliced: the frame's tiles are the batch
+                record(frame, sliced_detections(frame.img, detect, imgsz, cut, args.iou_thres, args.max_det,
+                                                args.batch_size, args.agnostic_nms))  # fmt: skip
                 continue
             x, meta = preprocess(frame.img, imgsz)
             pending.append((frame, x, meta))

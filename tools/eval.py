@@ -10,7 +10,9 @@ Model (yolov5 ``val.py`` flags and defaults)::
     python tools/eval.py --weights runs/train/exp/weights/best.pt --data data.yaml --imgsz 640 --batch-size 32 \\
                          --conf-thres 0.001 --iou-thres 0.6 --max-det 300 --device 0 --half
 
-Without ``--data`` the model is evaluated on the built-in demo dataset. The ground truth is the split's COCO
+Without ``--data`` the model is evaluated on the built-in demo dataset. ``--slice SIZE`` (``--slice-overlap N``)
+evaluates the split's images whole by sliced inference (``tools/inference/slicing.py``), e.g. ``--data
+datasets/trees/trees.yaml --task val_full --slice 320``. The ground truth is the split's COCO
 JSON (``--gt`` overrides it; a yolo-layout split without one is evaluated against its own labels). The model's
 COCO results are written to ``<project>/<name>/predictions.json`` (``runs/val/exp``, ``exp2``, ... unless
 ``--exist-ok``), with the run's pictures (``tools/detection/runplots.py``: confusion matrix, P/R/F1 curves, val
@@ -60,6 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="inference size (px); default: the checkpoint's training size, else 640",
     )
     m.add_argument("--batch-size", type=int, default=32)
+    m.add_argument("--slice", type=int, default=None, metavar="SIZE",
+                   help="sliced inference: tiles of SIZE px of the original images (inference/slicing.py)")  # fmt: skip
+    m.add_argument("--slice-overlap", type=int, default=64, metavar="N", help="overlap of the tiles in px (64)")
     m.add_argument("--conf-thres", type=float, default=0.001, help="NMS confidence threshold")
     m.add_argument("--iou-thres", type=float, default=0.6, help="NMS IoU threshold")
     m.add_argument("--max-det", type=int, default=300, help="maximum detections per image")
@@ -74,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     e.add_argument("--backend", choices=BACKENDS, default="pycocotools", help="COCO evaluator (same numbers)")
     e.add_argument("--json-out", type=str, help="write stats, per-class AP and calibration as JSON")
     e.add_argument("--plots", type=str, metavar="DIR", help="write PR_curve.png and reliability.png to DIR")
+    e.add_argument("--coco-max-dets", type=int, default=100,
+                   help="detections an image COCO AP ranks (maxDets, 100; raise for crowded images)")  # fmt: skip
     e.add_argument("--calib-bins", type=int, default=10, help="confidence bins of the detection ECE")
     e.add_argument("--calib-conf", type=float, default=0.0, help="detections below this are left out of the ECE")
     e.add_argument("--no-calibrator", action="store_true",
@@ -114,7 +121,16 @@ def _evaluate_model(args: argparse.Namespace, config: EvalConfig) -> EvalResult:
     if calibrator is not None:
         print(f"{args.weights}: post-hoc calibrator {calibrator.describe()}; reporting before and after")
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
-    res = evaluate_model(model, dataset, config, gt, device, save_dir / "predictions.json", calibrator)
+    if args.slice:  # full images as overlapping tiles, merged (one process; no calibrator)
+        from tools.inference.slicing import SliceConfig, evaluate_sliced
+
+        cut = SliceConfig(args.slice, args.slice_overlap)
+        if calibrator is not None:
+            print("--slice: the post-hoc calibrator is not applied (sliced evaluation reports raw scores)")
+        out = save_dir / "predictions.json"
+        res = evaluate_sliced(model, dataset, config, cut, args.imgsz or imgsz, gt, device, out)
+    else:
+        res = evaluate_model(model, dataset, config, gt, device, save_dir / "predictions.json", calibrator)
     if info.enabled:
         ranks.shutdown()
     if res is None:  # a non-zero rank under torchrun: rank 0 reports

@@ -57,6 +57,7 @@ class CocoStats:
     precision: np.ndarray = field(default_factory=lambda: np.zeros((10, 101, 0)))
     cat_ids: list[Any] = field(default_factory=list)
     backend: str = "none"
+    max_dets: int = 100  # COCOeval's largest maxDets: AP and AR100 rank this many detections an image
 
 
 def _summary_mean(s: np.ndarray) -> float:
@@ -81,8 +82,10 @@ def _stats_from_arrays(precision: np.ndarray, recall: np.ndarray) -> list[float]
     return ap + ar
 
 
-def _run_backend(backend: str, gt: dict, dt: list[dict], img_ids: Sequence[Any] | None) -> tuple[Any, Any]:
-    """Run evaluate + accumulate with one backend; return its (precision, recall) arrays."""
+def _run_backend(
+    backend: str, gt: dict, dt: list[dict], img_ids: Sequence[Any] | None, max_dets: int = 100
+) -> tuple[Any, Any]:
+    """Run evaluate + accumulate with one backend (``maxDets = [1, 10, max_dets]``); return (precision, recall)."""
     if backend == "pycocotools":
         from pycocotools.coco import COCO
         from pycocotools.cocoeval import COCOeval
@@ -93,6 +96,7 @@ def _run_backend(backend: str, gt: dict, dt: list[dict], img_ids: Sequence[Any] 
             coco_gt.createIndex()
             coco_dt = coco_gt.loadRes(dt)
             ev = COCOeval(coco_gt, coco_dt, "bbox")
+            ev.params.maxDets = [1, 10, max_dets]
             if img_ids is not None:
                 ev.params.imgIds = list(img_ids)
             ev.evaluate()
@@ -106,6 +110,7 @@ def _run_backend(backend: str, gt: dict, dt: list[dict], img_ids: Sequence[Any] 
             coco_gt = FCOCO(gt, print_function=lambda *a, **k: None)
             coco_dt = coco_gt.loadRes(dt)
             ev = COCOeval_faster(coco_gt, coco_dt, "bbox", print_function=lambda *a, **k: None)
+            ev.params.maxDets = [1, 10, max_dets]
             if img_ids is not None:
                 ev.params.imgIds = list(img_ids)
             ev.evaluate()
@@ -131,7 +136,7 @@ def _empty_arrays(gt: dict, cat_ids: list[Any], img_ids: set[Any]) -> tuple[np.n
 
 
 def coco_evaluate(
-    gt: dict, dt: list[dict], backend: str = "pycocotools", img_ids: Sequence[Any] | None = None
+    gt: dict, dt: list[dict], backend: str = "pycocotools", img_ids: Sequence[Any] | None = None, max_dets: int = 100
 ) -> CocoStats:
     """Evaluate checked COCO bbox results ``dt`` against a checked ground truth ``gt``.
 
@@ -141,13 +146,14 @@ def coco_evaluate(
         backend: ``"pycocotools"`` or ``"faster"``; both imported only when used.
         img_ids: evaluate only these images (default: every image of ``gt``, as COCOeval does); for a model
             run over part of a split pass the ids it saw, so unseen images do not count as misses.
+        max_dets: the detections an image that AP and AR100 rank (COCOeval's 100; more for crowded images).
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     cat_ids = sorted(c["id"] for c in gt["categories"])
     ids = {im["id"] for im in gt["images"]} if img_ids is None else set(img_ids)
     if dt:
-        precision, recall = _run_backend(backend, gt, [dict(d) for d in dt], img_ids)
+        precision, recall = _run_backend(backend, gt, [dict(d) for d in dt], img_ids, max_dets)
         used = backend
     else:
         precision, recall = _empty_arrays(gt, cat_ids, ids)
@@ -173,7 +179,7 @@ def coco_evaluate(
         }
         for k, c in enumerate(cat_ids)
     ]
-    return CocoStats(_stats_from_arrays(precision, recall), per_class, pr.copy(), cat_ids, used)
+    return CocoStats(_stats_from_arrays(precision, recall), per_class, pr.copy(), cat_ids, used, max_dets)
 
 
 def best_f1_pr(precision: np.ndarray) -> list[tuple[float, float]]:

@@ -2,7 +2,9 @@
 
 Defaults are yolov5 ``val.py``'s: NMS at confidence 0.001 and IoU 0.6, at most 300 detections an image,
 batch 32. ``backend`` picks the COCO evaluator (both give the same numbers; ``faster`` is what the trainer
-uses per epoch), ``calib_bins`` / ``calib_conf`` the D-ECE's bins and confidence floor. The model-side fields
+uses per epoch), ``coco_max_dets`` is COCOeval's largest ``maxDets`` (100: the detections an image that AP
+and AR100 rank; raise it for images with more objects, such as a whole aerial scene), ``calib_bins`` /
+``calib_conf`` the D-ECE's bins and confidence floor. The model-side fields
 (batch, workers, NMS, ``half``) are read by :func:`tools.inference.evaluate.evaluate_model`; the metric-side
 ones also by :func:`tools.evaluation.evaluate.evaluate_results`.
 """
@@ -30,9 +32,10 @@ class EvalConfig:
     backend: str = "pycocotools"
     calib_bins: int = 10
     calib_conf: float = 0.0
+    coco_max_dets: int = 100  # COCOeval params.maxDets = [1, 10, coco_max_dets]
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "max_det", "calib_bins"):
+        for name in ("batch_size", "max_det", "calib_bins", "coco_max_dets"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"EvalConfig.{name} must be an int >= 1, got {value!r}")

@@ -104,7 +104,7 @@ class EvalResult:
 
     def report(self, per_class: bool = True) -> str:
         """The COCO summary block, the per-class table and the D-ECE line, as printed by ``tools/eval.py``."""
-        parts = [format_stats(self.stats)]
+        parts = [format_stats(self.stats, self.coco.max_dets)]
         if per_class:
             parts.append(format_per_class(self.coco.per_class, self.stats, self.n_images))
         if self.calibration is not None:
@@ -159,7 +159,7 @@ def evaluate_results(
         missing = [i for i in img_ids if i not in known]
         if missing:
             raise ValueError(f"img_ids not in the ground truth {gt_source}: {missing[:5]} ({len(missing)} in all)")
-    coco = coco_evaluate(gt_checked, detections, cfg.backend, img_ids)
+    coco = coco_evaluate(gt_checked, detections, cfg.backend, img_ids, cfg.coco_max_dets)
     table: DetectionTable | None = None
     try:
         table = detection_table(gt_checked, detections, 0.5, img_ids)

@@ -23,12 +23,14 @@ _ROWS = (
 )
 
 
-def format_stats(stats: Sequence[float]) -> str:
-    """The 12 numbers in the familiar cocoapi block (3 decimals; -1.000 where the range has no ground truth)."""
+def format_stats(stats: Sequence[float], max_dets: int = 100) -> str:
+    """The 12 numbers in the familiar cocoapi block (3 decimals; -1.000 where the range has no ground truth);
+    ``max_dets``: the largest maxDets the numbers were computed with (COCOeval's 100), shown in its place."""
     if len(stats) != 12:
         raise ValueError(f"expected the 12 COCO stats, got {len(stats)}")
     lines = []
     for (kind, iou, area, max_det), value in zip(_ROWS, stats):
+        max_det = max_dets if max_det == 100 else max_det
         title = f"Average {kind}"
         tag = "(AP)" if kind == "Precision" else "(AR)"
         lines.append(f" {title:<18} {tag} @[ IoU={iou:<9} | area={area:>6} | maxDets={max_det:>3} ] = {value:0.3f}")
