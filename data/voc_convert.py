@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fileio import link_or_copy
+from fileio import atomic_write, link_or_copy
 
 from .datasets import VocDataset, build_dataset
 from .report import DatasetError
