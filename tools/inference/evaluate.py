@@ -64,7 +64,9 @@ def evaluate_model(
     dev = select_device(device)
     rank, world = _dist()
     shard = dataset if world == 1 else torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
-    loader = torch.utils.data.DataLoader(shard, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.workers,
+    # as yolov5's val.py: no more loader processes than CPU cores or batches (8 workers on 2 cores only thrash)
+    workers = min(cfg.workers, os.cpu_count() or 1, -(-len(shard) // cfg.batch_size))
+    loader = torch.utils.data.DataLoader(shard, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=collate_fn, pin_memory=dev.type == "cuda")  # fmt: skip
     cat_ids = base_dataset(dataset).cat_ids
     part = infer(model, loader, dev, cfg, cat_ids, val_loss=val_loss)
