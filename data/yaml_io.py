@@ -48,7 +48,8 @@ def load_data_yaml(path: str | os.PathLike) -> dict[str, Any]:
 
     Returns:
         a dict with ``path`` (absolute str), ``train``/``val``/``test`` (absolute str or list of str,
-        ``None`` when absent), ``names`` (list[str]), ``nc`` (int), ``multi_label`` (bool), ``yaml_file``
+        ``None`` when absent), ``names`` (list[str]), ``nc`` (int), ``multi_label`` (bool), ``imgsz`` (int,
+        only when given: the image size the data is made for, the trainer's default ``--imgsz``), ``yaml_file``
         (absolute str), and every other key kept (paths under ``*_json`` / ``*_images`` / ``*_full`` keys made
         absolute).
 
@@ -94,6 +95,9 @@ def parse_data_dict(raw: Any, base_dir: str | os.PathLike | None = None, source:
     if not isinstance(multi_label, bool):
         raise DatasetError(f"{source}: key 'multi_label' must be true or false, got {multi_label!r}")
     data["multi_label"] = multi_label
+    imgsz = raw.get("imgsz")  # the training image size the data is made for (tiles at native resolution)
+    if imgsz is not None and (isinstance(imgsz, bool) or not isinstance(imgsz, int) or imgsz <= 0):
+        raise DatasetError(f"{source}: key 'imgsz' must be a positive integer (pixels), got {imgsz!r}")
 
     base = Path(base_dir) if base_dir is not None else Path.cwd()
     root = raw.get("path")

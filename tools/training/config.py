@@ -72,7 +72,8 @@ class TrainConfig:
         DEMO_DEFAULTS["batch_size"], f"total over all ranks; default {DEMO_DEFAULTS['batch_size']}"
     )
     imgsz: int = opt_field(
-        DEMO_DEFAULTS["imgsz"], f"default {DEMO_DEFAULTS['imgsz']} on the demo, else {OTHER_DEFAULTS['imgsz']}",
+        DEMO_DEFAULTS["imgsz"],
+        f"default {DEMO_DEFAULTS['imgsz']} on the demo, else the data YAML's imgsz or {OTHER_DEFAULTS['imgsz']}",
         aliases=("--img", "--img-size"),
     )  # fmt: skip
     device: str = opt_field("", "cpu, 0 or 0,1 (default: CUDA if available)")
@@ -145,9 +146,10 @@ class TrainConfig:
     def from_args(cls, args: argparse.Namespace) -> TrainConfig:
         """From ``tools/train.py``'s parsed flags: ``--epochs``, ``--batch-size``, ``--imgsz`` and ``--cache``
         left unset (None) take the dataset's defaults (:data:`DEMO_DEFAULTS` without ``--data``, else
-        :data:`OTHER_DEFAULTS`; ``--cache`` unset on other data stays None: RAM when the images fit)."""
+        :data:`OTHER_DEFAULTS` with the data YAML's ``imgsz`` when it has one; ``--cache`` unset on other data
+        stays None: RAM when the images fit)."""
         values = vars(args)
-        by_data = DEMO_DEFAULTS if values.get("data") is None else OTHER_DEFAULTS
+        by_data = DEMO_DEFAULTS if values.get("data") is None else {**OTHER_DEFAULTS, **data_defaults(values["data"])}
         return cls(**{**values, **{k: v for k, v in by_data.items() if values.get(k) is None}})
 
     @classmethod
@@ -160,6 +162,22 @@ class TrainConfig:
         if unknown:
             print(f"{source}: ignoring option(s) this version does not have: {', '.join(unknown)}")
         return cls(**{**before_its_flag(), **{k: v for k, v in values.items() if k in names}})
+
+
+def data_defaults(data: str) -> dict[str, Any]:
+    """``{"imgsz": n}`` when the data YAML names the image size it is made for (e.g. ``tools/make_trees.py``'s
+    tiles at native resolution), else ``{}``. A YAML that does not load gives ``{}`` here: the dataset loader
+    reports its problem when training starts."""
+    from data.report import DatasetError
+    from data.yaml_io import load_data_yaml
+
+    if not str(data).endswith((".yaml", ".yml")):
+        return {}
+    try:
+        imgsz = load_data_yaml(data).get("imgsz")
+    except DatasetError:
+        return {}
+    return {} if imgsz is None else {"imgsz": imgsz}
 
 
 def check_world_size(config: TrainConfig, world_size: int) -> None:
