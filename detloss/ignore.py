@@ -69,11 +69,13 @@ def check_targets_and_ignore(targets: Tensor, ignore: Tensor, bs: int, nc: int) 
         raise
 
 
-def _decoded(t: Tensor, anchors: Tensor, cx: Tensor, cy: Tensor, decode: str, scale: float, measure: str,
-             thresh: float) -> Tensor:
-    """Boxes ``Tensor[5, ...]`` ``(x1, y1, x2, y2, a)`` in grid units from raw logits ``t`` ``[4, ...]`` (component-major:
-    every op runs on contiguous rows), ``anchors`` ``[2, ...]`` and the cells' corners ``cx``, ``cy`` (all broadcast
-    against ``t[0]``): ``a = area * thresh`` for IoF, ``(area + eps / 2) * thresh`` for IoU (:func:`_hits`)."""
+def _decoded(
+    t: Tensor, anchors: Tensor, cx: Tensor, cy: Tensor, decode: str, scale: float, measure: str, thresh: float
+) -> Tensor:
+    """Boxes ``Tensor[5, ...]`` ``(x1, y1, x2, y2, a)`` in grid units from raw logits ``t`` ``[4, ...]``
+    (component-major: every op runs on contiguous rows), ``anchors`` ``[2, ...]`` and the cells' corners ``cx``,
+    ``cy`` (all broadcast against ``t[0]``): ``a = area * thresh`` for IoF, ``(area + eps / 2) * thresh`` for IoU
+    (:func:`_hits`)."""
     x = decode_xy(t[0], decode, scale).add_(cx)
     y = decode_xy(t[1], decode, scale).add_(cy)
     hw = decode_wh(t[2], anchors[0], decode).mul_(0.5)
@@ -104,8 +106,9 @@ def _grid_boxes(p: Tensor, anc: Tensor, decode: str, scale: float, measure: str,
 
 
 def _hits(pred: Tensor, box: Tensor, measure: str, thresh: float) -> Tensor:
-    """``pred`` overlaps ``box`` (``[5, ...]`` of :func:`_decoded`, broadcasting): IoU ``> thresh`` (``inter > t (area_p
-    + area_b - inter + eps)``) or intersection over ``pred``'s area ``>= thresh`` (``measure`` ``"iou"`` / ``"iof"``)."""
+    """``pred`` overlaps ``box`` (``[5, ...]`` of :func:`_decoded`, broadcasting): IoU ``> thresh``
+    (``inter > t (area_p + area_b - inter + eps)``) or intersection over ``pred``'s area ``>= thresh``
+    (``measure`` ``"iou"`` / ``"iof"``)."""
     inter = (torch.minimum(pred[2], box[2]) - torch.maximum(pred[0], box[0])).clamp_(min=0)
     inter *= (torch.minimum(pred[3], box[3]) - torch.maximum(pred[1], box[1])).clamp_(min=0)
     if measure == "iof":
