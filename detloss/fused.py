@@ -131,14 +131,14 @@ class LevelBCE(torch.autograd.Function):
             v = class_row_losses(rows[:, 5:], ct.other, ct.true, ct.cls, cfg.cls_pw, gamma, alpha)
             v = v if lt.valid is None else torch.where(lt.valid, v, 0.0)
             lcls = v.sum() / _class_scale(lt, rows.shape[1] - 5)
-        ctx.save_for_backward(p, xo, tobj, cells)
+        ctx.save_for_backward(p, xo, tobj, cells, rows)
         ctx.lt, ctx.keep, ctx.ct, ctx.cfg, ctx.buffers, ctx.key, ctx.g_box = lt, keep, ct, cfg, buffers, key, g_box
         return rows[:, :4].contiguous(), lbox.clone(), lobj, lcls
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, g_rows: Tensor, g_lbox: Tensor, g_obj: Tensor, g_cls: Tensor) -> tuple:
-        p, xo, tobj, cells = ctx.saved_tensors
+        p, xo, tobj, cells, saved_rows = ctx.saved_tensors
         lt: LevelTargets = ctx.lt
         cfg: LossConfig = ctx.cfg
         ct: ClassTargets | None = ctx.ct
@@ -150,7 +150,7 @@ class LevelBCE(torch.autograd.Function):
         buf[..., 4].copy_(go)
         if len(lt):
             if ct is not None:  # the positives' rows again, overwritten in place with their gradient
-                rows = gather_rows(p, lt, cells).to(tobj.dtype)
+                rows = saved_rows.clone()  # a sequential copy, not a second gather from p
                 x = class_grad_(rows[:, 5:], ct.other, ct.true, ct.cls, cfg.cls_pw, cfg.fl_gamma, cfg.fl_alpha)
                 x.mul_(g_cls / _class_scale(lt, x.shape[1]))
                 if lt.valid is not None:
