@@ -11,8 +11,11 @@ the class targets):
 
 * forward: the objectness BCE over the whole grid and the class BCE of the positives in closed form
   (:mod:`detloss.fused_bce`), with one strided read of the objectness channel (kept, ``1/(5+nc)`` of the level, for
-  the backward). It returns the positives' box logits ``Tensor[P, 4]``; decode and the box loss run outside in
-  ordinary autograd (every IoU kind, MSE, every decode style), their gradient comes back into this backward.
+  the backward). The box loss (decode and IoU, ordinary autograd: every IoU kind, MSE, every decode style) runs once,
+  in :mod:`detloss.level` before this forward, its gradient by the positives' box logits ``Tensor[P, 4]`` taken
+  right away (its IoU sets ``tobj``); it comes in as ``lbox, g_box``, is returned as the level's box loss and its
+  gradient scaled here. Under ``torch.compile`` (no ``autograd.grad`` inside a graph) the positives' box logits
+  are returned instead, the box loss runs on them outside and its gradient comes back into this backward.
 * backward: takes one buffer (:class:`detloss.grad_buffer.GradBuffers`: reused on CPU when nothing refers to it
   any more), zero-fills it (one memset-speed pass), writes the objectness gradient ``d BCE / dx`` into channel 4
   (strided), then adds the rows of the positives (box gradient from the caller, class gradient in closed form)
@@ -86,12 +89,14 @@ def _class_scale(lt: LevelTargets, nc: int) -> Tensor | int:
 
 
 class LevelBCE(torch.autograd.Function):
-    """``LevelBCE.apply(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key)``: ``(box logits Tensor[P, 4],
-    objectness loss, class loss)`` of one level, the BCE in closed form.
+    """``LevelBCE.apply(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key, lbox, g_box)``: ``(box logits
+    Tensor[P, 4], box loss, objectness loss, class loss)`` of one level, the BCE in closed form.
 
     ``rows``: ``p``'s gathered rows (:func:`gather_rows`, detached); ``keep``: ``BoolTensor[bs, na, ny, nx]`` cells
     whose objectness counts (``None``: all); ``ct``: the positives' class targets (``None``: no class term);
-    ``buffers``, ``key``: the reusable gradient memory (``None``: fresh) and this level's slot in it.
+    ``buffers``, ``key``: the reusable gradient memory (``None``: fresh) and this level's slot in it; ``lbox``,
+    ``g_box``: the box loss (detached) and its gradient by the box logits ``Tensor[P, 4]`` when it was taken early
+    (then the box logits output is unused), else a 0 and ``None`` (the box loss is computed on the box logits output).
     """
 
     @staticmethod
@@ -107,7 +112,9 @@ class LevelBCE(torch.autograd.Function):
         cfg: LossConfig,
         buffers: GradBuffers | None,
         key: int,
-    ) -> tuple[Tensor, Tensor, Tensor]:
+        lbox: Tensor,
+        g_box: Tensor | None,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         pw, gamma, alpha = cfg.obj_pw, cfg.fl_gamma, cfg.fl_alpha
         xo = p[..., 4].to(tobj.dtype).contiguous()  # the one strided read of the objectness channel
         if keep is not None and pw == 1.0 and gamma <= 0:
@@ -124,14 +131,14 @@ class LevelBCE(torch.autograd.Function):
             v = class_row_losses(rows[:, 5:], ct.other, ct.true, ct.cls, cfg.cls_pw, gamma, alpha)
             v = v if lt.valid is None else torch.where(lt.valid, v, 0.0)
             lcls = v.sum() / _class_scale(lt, rows.shape[1] - 5)
-        ctx.save_for_backward(p, xo, tobj, cells)
-        ctx.lt, ctx.keep, ctx.ct, ctx.cfg, ctx.buffers, ctx.key = lt, keep, ct, cfg, buffers, key
-        return rows[:, :4].contiguous(), lobj, lcls
+        ctx.save_for_backward(p, xo, tobj, cells, rows)
+        ctx.lt, ctx.keep, ctx.ct, ctx.cfg, ctx.buffers, ctx.key, ctx.g_box = lt, keep, ct, cfg, buffers, key, g_box
+        return rows[:, :4].contiguous(), lbox.clone(), lobj, lcls
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, g_box: Tensor, g_obj: Tensor, g_cls: Tensor) -> tuple:
-        p, xo, tobj, cells = ctx.saved_tensors
+    def backward(ctx: Any, g_rows: Tensor, g_lbox: Tensor, g_obj: Tensor, g_cls: Tensor) -> tuple:
+        p, xo, tobj, cells, saved_rows = ctx.saved_tensors
         lt: LevelTargets = ctx.lt
         cfg: LossConfig = ctx.cfg
         ct: ClassTargets | None = ctx.ct
@@ -143,14 +150,14 @@ class LevelBCE(torch.autograd.Function):
         buf[..., 4].copy_(go)
         if len(lt):
             if ct is not None:  # the positives' rows again, overwritten in place with their gradient
-                rows = gather_rows(p, lt, cells).to(tobj.dtype)
+                rows = saved_rows.clone()  # a sequential copy, not a second gather from p
                 x = class_grad_(rows[:, 5:], ct.other, ct.true, ct.cls, cfg.cls_pw, cfg.fl_gamma, cfg.fl_alpha)
                 x.mul_(g_cls / _class_scale(lt, x.shape[1]))
                 if lt.valid is not None:
                     x.masked_fill_(~lt.valid[:, None], 0.0)
             else:
-                rows = g_box.new_zeros(len(lt), p.shape[-1])
-            rows[:, :4] = g_box
+                rows = tobj.new_zeros(len(lt), p.shape[-1])
+            rows[:, :4] = g_rows if ctx.g_box is None else ctx.g_box * g_lbox  # box loss outside, or taken early
             rows[:, 4] = 0.0
             _scatter_add(buf, lt, cells, rows.to(buf.dtype))
-        return buf, None, None, None, None, None, None, None, None, None
+        return buf, None, None, None, None, None, None, None, None, None, None, None

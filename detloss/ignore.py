@@ -13,6 +13,8 @@ against every cell of its image (no ``nonzero``, no ``.item()``, no host sync).
 
 from __future__ import annotations
 
+import bisect
+
 import torch
 from torch import Tensor
 
@@ -20,7 +22,7 @@ from .decode import decode_wh, decode_xy
 from .validate import check_ignore_shape, check_ignore_values, check_targets_values  # noqa: F401 (loss.py)
 
 IGNORE_CLASS = -1  # class id of an ignore region inside a targets tensor
-CHUNK_ELEMS = 1 << 22  # (box, cell, anchor) pairs per chunk of an overlap mask
+CHUNK_ELEMS = 1 << 16  # (box, cell, anchor) triples per chunk of an overlap mask (cache-sized temporaries)
 
 
 def split_ignore(targets: Tensor) -> tuple[Tensor, Tensor]:
@@ -53,35 +55,50 @@ def check_targets_and_ignore(targets: Tensor, ignore: Tensor, bs: int, nc: int) 
 
 
 def _decoded(
-    t: Tensor, anchors: Tensor, cell_xy: Tensor, decode: str, scale: float, measure: str, thresh: float
+    t: Tensor, anchors: Tensor, cx: Tensor, cy: Tensor, decode: str, scale: float, measure: str, thresh: float
 ) -> Tensor:
-    """Boxes ``[..., 5]`` ``(x1, y1, x2, y2, a)`` in grid units from raw logits ``t[..., 4]`` (``anchors``, the cells'
-    ``cell_xy`` broadcast): ``a = area * thresh`` for IoF, ``(area + eps / 2) * thresh`` for IoU (:func:`_hits`)."""
-    xy = decode_xy(t[..., :2], decode, scale).add_(cell_xy)
-    half = decode_wh(t[..., 2:], anchors, decode).mul_(0.5)
-    area = half[..., 0] * half[..., 1] * 4.0
+    """Boxes ``Tensor[5, ...]`` ``(x1, y1, x2, y2, a)`` in grid units from raw logits ``t`` ``[4, ...]``
+    (component-major: every op runs on contiguous rows), ``anchors`` ``[2, ...]`` and the cells' corners ``cx``,
+    ``cy`` (all broadcast against ``t[0]``): ``a = area * thresh`` for IoF, ``(area + eps / 2) * thresh`` for IoU
+    (:func:`_hits`)."""
+    x = decode_xy(t[0], decode, scale).add_(cx)
+    y = decode_xy(t[1], decode, scale).add_(cy)
+    hw = decode_wh(t[2], anchors[0], decode).mul_(0.5)
+    hh = decode_wh(t[3], anchors[1], decode).mul_(0.5)
+    area = hw * hh * 4.0
     area = area.clamp_(min=torch.finfo(area.dtype).tiny) if measure == "iof" else area.add_(0.5e-7)
-    return torch.cat((xy - half, xy + half, area.mul_(thresh)[..., None]), -1)
+    return torch.stack((x - hw, y - hh, x + hw, y + hh, area.mul_(thresh)))
 
 
 def _box_logits(p: Tensor, b: Tensor, gy: Tensor, gx: Tensor) -> Tensor:
-    """``p[b, :, gy, gx, :4]`` (``Tensor[k, na, 4]``) for a ``p`` of any strides, as one 1-D ``index_select`` of its
-    storage (advanced indexing of a strided view is several times slower on CPU)."""
+    """``p[b, :, gy, gx, :4]`` as ``Tensor[4, k, na]`` (component-major) for a ``p`` of any strides, as one 1-D
+    ``index_select`` of its storage (advanced indexing of a strided view is several times slower on CPU)."""
     s = p.stride()
     base = b * s[0] + p.storage_offset() + gy * s[2] + gx * s[3]
-    off = torch.arange(p.shape[1], device=p.device)[:, None] * s[1] + torch.arange(4, device=p.device) * s[4]
+    off = torch.arange(4, device=p.device)[:, None] * s[4] + torch.arange(p.shape[1], device=p.device) * s[1]
     flat = p.as_strided((p.untyped_storage().nbytes() // p.element_size(),), (1,), 0)
-    return flat.index_select(0, (base.view(-1, 1, 1) + off).view(-1)).view(-1, p.shape[1], 4)
+    return flat.index_select(0, (off[:, None] + base[None, :, None]).view(-1)).view(4, -1, p.shape[1])
+
+
+def _grid_boxes(p: Tensor, anc: Tensor, decode: str, scale: float, measure: str, thresh: float) -> Tensor:
+    """Every prediction of the level decoded (:func:`_decoded`): ``Tensor[5, bs * na * ny * nx]``, the cells in
+    ``p``'s logical order. The box logits are copied one channel at a time (long strided rows, not rows of 4)."""
+    bs, na, ny, nx, _ = p.shape
+    dev = p.device
+    raw = torch.empty(4, bs, na, ny, nx, device=dev).copy_(p.detach()[..., :4].permute(4, 0, 1, 2, 3))
+    cx, cy = torch.arange(nx, device=dev, dtype=raw.dtype), torch.arange(ny, device=dev, dtype=raw.dtype)[:, None]
+    return _decoded(raw, anc.T[:, :, None, None], cx, cy, decode, scale, measure, thresh).view(5, -1)
 
 
 def _hits(pred: Tensor, box: Tensor, measure: str, thresh: float) -> Tensor:
-    """``pred`` overlaps ``box`` (``[..., 5]`` rows of :func:`_decoded`): IoU ``> thresh`` (``inter > t (area_p +
-    area_b - inter + eps)``) or intersection over ``pred``'s area ``>= thresh`` (``measure`` ``"iou"`` / ``"iof"``)."""
-    inter = (torch.minimum(pred[..., 2], box[..., 2]) - torch.maximum(pred[..., 0], box[..., 0])).clamp_(min=0)
-    inter *= (torch.minimum(pred[..., 3], box[..., 3]) - torch.maximum(pred[..., 1], box[..., 1])).clamp_(min=0)
+    """``pred`` overlaps ``box`` (``[5, ...]`` of :func:`_decoded`, broadcasting): IoU ``> thresh``
+    (``inter > t (area_p + area_b - inter + eps)``) or intersection over ``pred``'s area ``>= thresh``
+    (``measure`` ``"iou"`` / ``"iof"``)."""
+    inter = (torch.minimum(pred[2], box[2]) - torch.maximum(pred[0], box[0])).clamp_(min=0)
+    inter *= (torch.minimum(pred[3], box[3]) - torch.maximum(pred[1], box[1])).clamp_(min=0)
     if measure == "iof":
-        return inter >= pred[..., 4]
-    return inter.mul_(1.0 + thresh) > pred[..., 4] + box[..., 4]
+        return inter >= pred[4]
+    return inter.mul_(1.0 + thresh) > pred[4] + box[4]
 
 
 def _reach(measure: str, thresh: float) -> float:
@@ -110,6 +127,24 @@ def _windows(box: Tensor, n: int, reach: float, margin: float) -> tuple[Tensor, 
     return lo, hi
 
 
+def _chunks(counts: Tensor, per_box: int | None, limit: int) -> list[tuple[int, int, int]]:
+    """``(first box, end box, pairs)`` of consecutive boxes with at most ``limit`` (box, cell) pairs each (a box
+    with more alone), so that the temporaries of a chunk stay small (in cache, below the allocator's ``mmap``
+    threshold). ``counts``: ``LongTensor[m]`` pairs per box, read on the host; ``per_box``: the count of every box
+    when known (no host read)."""
+    m = counts.shape[0]
+    if per_box is not None:
+        step = max(1, limit // max(per_box, 1))
+        return [(s, min(s + step, m), (min(s + step, m) - s) * per_box) for s in range(0, m, step)]
+    ends = counts.cumsum(0).tolist()  # the one host read
+    out, s, base = [], 0, 0
+    while s < m:
+        e = max(bisect.bisect_right(ends, base + limit, lo=s), s + 1)
+        out.append((s, e, ends[e - 1] - base))
+        s, base = e, ends[e - 1]
+    return out
+
+
 @torch.no_grad()
 def overlap_mask(
     p: Tensor,
@@ -132,42 +167,39 @@ def overlap_mask(
     """
     bs, na, ny, nx, _ = p.shape
     dev, ncell = p.device, bs * ny * nx
-    raw = p.detach()[..., :4].permute(0, 2, 3, 1, 4)  # [bs, ny, nx, na, 4]: a cell's anchors together (a view)
     anc = anchors.to(device=dev, dtype=torch.float32)
     b = boxes.detach().float()
     img = b[:, 0].long()
     cxw, cyh = torch.stack((b[:, 1] * nx, b[:, 3] * nx), 1), torch.stack((b[:, 2] * ny, b[:, 4] * ny), 1)
     wb, hb = cxw[:, 1] / 2, cyh[:, 1] / 2
     area = (cxw[:, 1] * cyh[:, 1] + 0.5e-7) * thresh if measure == "iou" else torch.zeros_like(wb)
-    reg = torch.stack((cxw[:, 0] - wb, cyh[:, 0] - hb, cxw[:, 0] + wb, cyh[:, 0] + hb, area), 1)
+    reg = torch.stack((cxw[:, 0] - wb, cyh[:, 0] - hb, cxw[:, 0] + wb, cyh[:, 0] + hb, area))  # [5, m]
     reach = _reach(measure, thresh) if windowed else float("inf")
     margin = 0.5 if decode == "yolov5" else (scale - 1.0) / 2  # decoded centres lie in (-margin, 1 + margin)
     x0, x1 = _windows(cxw, nx, reach, margin)
     y0, y1 = _windows(cyh, ny, reach, margin)
     wx, counts = x1 - x0 + 1, (x1 - x0 + 1) * (y1 - y0 + 1)
-    first = img * (ny * nx) + y0 * nx + x0  # each box's first cell (flat over bs * ny * nx)
+    first = img * (na * ny * nx) + y0 * nx + x0  # each box's first cell (flat over bs, na, ny, nx: anchor 0)
+    chunks = _chunks(counts, None if reach < float("inf") else ny * nx, max(1, CHUNK_ELEMS // na))
     grid: Tensor | None = None
-    if reach == float("inf") or int(counts.sum()) > ncell:  # (a host read when windowed) decode every cell once
-        yv, xv = torch.meshgrid(torch.arange(ny, device=dev), torch.arange(nx, device=dev), indexing="ij")
-        grid = _decoded(raw.float(), anc, torch.stack((xv, yv), -1)[:, :, None], decode, scale, measure, thresh)
-        grid = grid.view(ncell, na, 5)
-    hits = torch.zeros(ncell, na, device=dev)
-    step = max(1, CHUNK_ELEMS // (na * ny * nx))  # boxes per chunk: at most CHUNK_ELEMS pairs
-    for s in range(0, img.shape[0], step):  # the count is a shape: no device read
-        k = slice(s, s + step)
+    if sum(c[2] for c in chunks) > ncell:  # more pairs than cells: decode every cell once
+        grid = _grid_boxes(p, anc, decode, scale, measure, thresh)
+    hits = torch.zeros(bs * na * ny * nx, device=dev)
+    per_anchor = torch.arange(na, device=dev) * (ny * nx)
+    for s, e, total in chunks:
+        k = slice(s, e)
         n = counts[k]
-        total = int(n.sum()) if reach < float("inf") else n.shape[0] * nx * ny  # a host read when windowed
         ri = torch.arange(n.shape[0], device=dev).repeat_interleave(n, output_size=total)
         r = torch.arange(total, device=dev) - (n.cumsum(0) - n).index_select(0, ri)
         w = wx[k].index_select(0, ri)
         dy, dx = torch.div(r, w, rounding_mode="floor"), r.remainder(w)
-        cell = first[k].index_select(0, ri) + dy * nx + dx
+        cell = (first[k].index_select(0, ri) + dy * nx + dx)[:, None] + per_anchor  # [pairs, na]
         if grid is not None:
-            pred = grid.index_select(0, cell)
+            pred = grid.index_select(1, cell.view(-1)).view(5, -1, na)
         else:  # few pairs: decode only theirs
             gx, gy = x0[k].index_select(0, ri) + dx, y0[k].index_select(0, ri) + dy
-            t = _box_logits(p.detach(), img[k].index_select(0, ri), gy, gx).float()  # [pairs, na, 4]
-            pred = _decoded(t, anc, torch.stack((gx, gy), -1)[:, None], decode, scale, measure, thresh)
-        hit = _hits(pred, reg[k].index_select(0, ri)[:, None], measure, thresh)  # [pairs, na]
-        hits.index_add_(0, cell, hit.to(hits.dtype))
-    return (hits > 0).view(bs, ny, nx, na).permute(0, 3, 1, 2)
+            t = _box_logits(p.detach(), img[k].index_select(0, ri), gy, gx).float()  # [4, pairs, na]
+            pred = _decoded(t, anc.T[:, None], gx[:, None], gy[:, None], decode, scale, measure, thresh)
+        hit = _hits(pred, reg[:, k].index_select(1, ri)[..., None], measure, thresh)  # [pairs, na]
+        hits.index_add_(0, cell.view(-1), hit.view(-1).to(hits.dtype))
+    return (hits > 0).view(bs, na, ny, nx)

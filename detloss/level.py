@@ -104,13 +104,18 @@ def level_terms(
     fused = kernel == "fused"
     rows = gather_rows(p.detach() if fused else p, lt, cells).to(dtype)  # [P, 5 + nc]
     area = grid[2] * grid[3]
-    with torch.no_grad():
-        _, iou = box_terms(rows[:, :4].detach(), lt, cfg, scale, area)
+    early = fused and len(lt) > 0 and not torch.compiler.is_compiling()  # box loss + gradient now, once
+    if early:
+        lbox, iou, g_box = _box_and_grad(rows[:, :4], lt, cfg, scale, area, torch.is_grad_enabled() and p.requires_grad)
+    else:
+        lbox, g_box = p.new_zeros((), dtype=dtype), None
+        with torch.no_grad():
+            _, iou = box_terms(rows[:, :4].detach(), lt, cfg, scale, area)
     tobj = objectness_targets(grid, cells, lt.valid, iou.clamp(min=0), cfg.gr, cfg.sort_obj_iou)
     keep = None if ignored is None else kept_cells(grid, lt, cells, ignored)
     ct = None if classes is None or not len(lt) else classes(rows[:, 5:].detach(), lt, dtype)
     if fused:
-        box, lobj, lcls = LevelBCE.apply(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key)
+        box, lbox, lobj, lcls = LevelBCE.apply(p, rows, lt, cells, tobj, keep, ct, cfg, buffers, key, lbox, g_box)
     else:
         box = rows[:, :4]
         obj = bce_terms(p[..., 4].to(dtype), tobj, cfg.obj_pw, cfg.fl_gamma, cfg.fl_alpha)
@@ -120,7 +125,18 @@ def level_terms(
             x = rows[:, 5:]
             v = bce_terms(x, ct.full(x.shape[1], dtype), cfg.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean(1)
             lcls = _masked_mean(v, lt)
-    lbox = p.new_zeros((), dtype=dtype)
-    if len(lt):
+    if len(lt) and not early:
         lbox, _ = box_terms(box, lt, cfg, scale, area)
     return lbox, lobj, lcls
+
+
+def _box_and_grad(
+    box: Tensor, lt: LevelTargets, cfg: LossConfig, scale: float, area: int, grad: bool
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(box loss, IoU Tensor[P], d loss / d box Tensor[P, 4] or None)`` of detached box logits: the box loss run
+    once, its gradient taken right away (``grad``) for the fused kernel's backward to scale."""
+    with torch.enable_grad():
+        leaf = box.detach().requires_grad_(grad)
+        lbox, iou = box_terms(leaf, lt, cfg, scale, area)
+        g = torch.autograd.grad(lbox, leaf)[0] if grad else None
+    return lbox.detach(), iou.detach(), g

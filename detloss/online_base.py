@@ -37,7 +37,8 @@ def accumulate_correct(
     w = probs.argmax(dim=1) == target
     if keep is not None:
         w &= keep.to(update.device)
-    update.index_add_(1, target, (probs * w[:, None]).t().to(update.dtype))
+    rows = update.new_zeros(update.shape).index_add_(0, target, (probs * w[:, None]).to(update.dtype))  # row y: sum
+    update.add_(rows.t())  # as column y (adding whole rows: a column-wise index_add_ of [n, K] is strided)
     idx_count.index_add_(0, target, w.long())
 
 

@@ -73,11 +73,12 @@ class OnlineLabelSmoothingBCE(OnlineStats):
         return self._soft_targets(check_class_target(target, self.n_classes))
 
     def _soft_targets(self, target: Tensor) -> Tensor:
+        """The ``[K, K]`` table of every class's target row (row y from column ``s_y``), then its rows ``target``:
+        ``Tensor[N, K]`` row-major (``[N, K]`` passes touch the target rows once, in the order of the logits)."""
         target = target.to(self.supervise.device)
-        s = self.supervise.index_select(1, target).t()
-        m = (1.0 - self.alpha) * s
-        m[torch.arange(target.shape[0], device=s.device), target] = 1.0  # alpha * 1 + (1 - alpha) * s_y[y]
-        return self.cn + (self.cp - self.cn) * m
+        m = (1.0 - self.alpha) * self.supervise.t()  # row y: (1 - alpha) s_y
+        m.diagonal().fill_(1.0)  # alpha * 1 + (1 - alpha) * s_y[y]
+        return (self.cn + (self.cp - self.cn) * m).index_select(0, target)
 
     def multi_hot_targets(self, multi_hot: Tensor) -> Tensor:
         """Targets of positives with several classes (``multi_hot`` ``Tensor[N, K]`` of 0/1): the elementwise

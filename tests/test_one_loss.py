@@ -44,33 +44,44 @@ def test_kernels_and_layouts_agree(name):
         assert_same(other, ref)
 
 
-def brute_force(p, boxes, anchors, decode, scale, measure, thresh):
-    """Every prediction against every box of its image, with detloss.box_iou / a plain IoF."""
+def brute_force(p, boxes, anchors, decode, scale, measure, thresh, band=0.0):
+    """Every prediction against every box of its image, with detloss.box_iou / a plain IoF: the mask of predictions
+    whose best overlap passes ``thresh``, and (``band > 0``) of those whose best overlap lies within ``band`` of it,
+    where a decode one float rounding apart may decide either way."""
     bs, na, ny, nx, _ = p.shape
     pred = decode_grid(p, anchors, 1.0, decode, scale).view(bs, -1, 4)  # grid units (stride 1)
-    out = torch.zeros(bs, na * ny * nx, dtype=torch.bool)
+    best = torch.full((bs, na * ny * nx), -1.0)
     for b in range(bs):
         bx = boxes[boxes[:, 0] == b, 1:] * torch.tensor([nx, ny, nx, ny])
         if not len(bx):
             continue
         if measure == "iou":
-            out[b] = (box_iou(pred[b], bx, fmt="cxcywh") > thresh).any(1)
+            best[b] = box_iou(pred[b], bx, fmt="cxcywh").amax(1)
         else:
             lo = torch.maximum(pred[b, :, None, :2] - pred[b, :, None, 2:] / 2, bx[None, :, :2] - bx[None, :, 2:] / 2)
             hi = torch.minimum(pred[b, :, None, :2] + pred[b, :, None, 2:] / 2, bx[None, :, :2] + bx[None, :, 2:] / 2)
             inter = (hi - lo).clamp(min=0).prod(-1)
             area = pred[b, :, 2:].prod(-1).clamp(min=torch.finfo(torch.float32).tiny)
-            out[b] = (inter / area[:, None] >= thresh).any(1)
-    return out.view(bs, na, ny, nx)
+            best[b] = (inter / area[:, None]).amax(1)
+    out = (best > thresh) if measure == "iou" else (best >= thresh)
+    near = ((best - thresh).abs() <= band) & (band > 0)
+    return out.view(bs, na, ny, nx), near.view(bs, na, ny, nx)
 
 
 @pytest.mark.parametrize("measure,thresh", [("iou", 0.7), ("iou", 0.5), ("iou", 0.3), ("iou", 0.0),
                                             ("iof", 0.5), ("iof", 0.2), ("iof", 1.0)])  # fmt: skip
 @pytest.mark.parametrize("decode,scale", [("darknet", 1.2), ("yolov5", 1.0), ("darknet", 1.0)])
 @pytest.mark.parametrize("few", [False, True], ids=["many-boxes", "few-boxes"])
-def test_windowed_overlap_mask_is_exact(measure, thresh, decode, scale, few):
+@pytest.mark.parametrize("chunk", [1 << 16, 7], ids=["one-chunk", "many-chunks"])
+def test_windowed_overlap_mask_is_exact(measure, thresh, decode, scale, few, chunk, monkeypatch):
     """The window (only the cells a box can reach) loses no hit: windowed == every pair == brute force. Few boxes:
-    fewer pairs than cells, so only the pairs' predictions are decoded (read straight from the logits' storage)."""
+    fewer pairs than cells, so only the pairs' predictions are decoded (read straight from the logits' storage).
+    Many chunks: the pairs split in chunks of a few (box, cell, anchor) triples give the same mask. At IoF 1.0 a
+    prediction inside a box may go either way (``inter`` and ``area`` are computed two ways, equal up to rounding,
+    and a vectorised sigmoid differs from a scalar one in the last bit)."""
+    import detloss.ignore
+
+    monkeypatch.setattr(detloss.ignore, "CHUNK_ELEMS", chunk)
     gen = torch.Generator().manual_seed(32)
     p = torch.randn(3, 3, 12, 10, 7, generator=gen) * 1.5
     anchors = torch.tensor([[1.0, 1.5], [2.5, 2.0], [4.0, 5.0]])
@@ -85,11 +96,12 @@ def test_windowed_overlap_mask_is_exact(measure, thresh, decode, scale, few):
     if few:
         boxes = boxes[-3:]
         p = p.permute(0, 4, 1, 2, 3).contiguous().permute(0, 2, 3, 4, 1)  # the head's native layout
-    expected = brute_force(p, boxes, anchors, decode, scale, measure, thresh)
+    band = 1e-4 if thresh == 1.0 else 0.0  # IoF 1.0: a contained box's IoF is 1 up to rounding (corners ~ 10 cells)
+    expected, edge = brute_force(p, boxes, anchors, decode, scale, measure, thresh, band)
     assert 0 < int(expected.sum()) < expected.numel() or thresh == 0.0 or few
     for windowed in (True, False):
         got = overlap_mask(p, boxes, anchors, decode, scale, measure, thresh, windowed=windowed)
-        assert torch.equal(got, expected), (windowed, int((got != expected).sum()))
+        assert torch.equal(got | edge, expected | edge), (windowed, int(((got != expected) & ~edge).sum()))
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

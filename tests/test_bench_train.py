@@ -1,0 +1,82 @@
+"""tools/bench_train.py's step mode and its helpers: the CPU peak worked by hand, conv+BN folding exact, a tiny run."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import build_model
+from models.fold import fold_conv_bn
+from tools.benchmarks.peak import cpu_peak, describe, parse_cpuinfo
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+CPUINFO = """processor	: 0
+model name	: Intel(R) Xeon(R) Processor @ 2.80GHz
+cpu MHz		: 2799.998
+flags		: fpu sse avx2 fma avx512f avx512bw
+
+processor	: 1
+model name	: Other CPU @ 9.99GHz
+flags		: fpu
+"""
+
+
+def test_cpu_peak_avx512_by_hand():
+    """2 cores x 2.8 GHz x 2 FMA units x 16 fp32 lanes x 2 flops = 358.4 GFLOP/s, the nominal clock preferred."""
+    p = cpu_peak(2, CPUINFO)
+    assert (p.isa, p.lanes, p.ghz, p.cores) == ("AVX-512", 16, 2.8, 2)
+    assert p.flops == pytest.approx(358.4e9)
+    assert "nominal" in p.clock_source and "358 GFLOP/s" in describe(p)
+
+
+def test_cpu_peak_avx2_current_clock_and_errors():
+    """No '@ GHz' in the name: the 'cpu MHz' line; AVX2 + FMA: 8 lanes (1 x 3.0 x 2 x 8 x 2 = 96 GFLOP/s)."""
+    text = "model name\t: AMD EPYC\ncpu MHz\t\t: 3000.0\nflags\t\t: sse avx2 fma\n"
+    p = cpu_peak(1, text)
+    assert (p.isa, p.lanes, p.ghz) == ("AVX2", 8, 3.0) and p.flops == pytest.approx(96e9)
+    assert "cpu MHz" in p.clock_source
+    assert parse_cpuinfo(CPUINFO)[0] == "Intel(R) Xeon(R) Processor @ 2.80GHz"  # the first processor only
+    with pytest.raises(ValueError, match="no clock"):
+        cpu_peak(1, "model name\t: X\nflags\t\t: avx2\n")
+    with pytest.raises(ValueError, match="cores"):
+        cpu_peak(0, CPUINFO)
+
+
+def test_fold_conv_bn_is_exact_in_eval_and_leaves_the_model():
+    """The folded copy gives the eval outputs of the original (float rounding) with non-trivial BN statistics; the
+    original keeps its batch norms and its outputs."""
+    torch.manual_seed(0)
+    model = build_model("yolov4-tiny-s", 3).train()
+    x = torch.rand(2, 3, 64, 64)
+    for _ in range(3):  # running statistics away from (0, 1)
+        model(x * 3 + 0.5)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    before = model(x)
+    folded = fold_conv_bn(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    torch.testing.assert_close(folded(x), before, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(model(x), before, rtol=0, atol=0)
+
+
+def test_bench_train_step_mode_runs_small():
+    """A tiny step run: stages, img/s, FLOPs and the peak fraction are finite and positive; training moved the
+    weights of the model only through train_step (step_flops restores them)."""
+    from tools import bench_train
+    from tools.benchmarks.step import build_case, step_flops
+
+    case = build_case("yolov4-tiny-s", 3, 2, 64, 2, channels_last=True)
+    w = next(case.model.parameters()).detach().clone()
+    assert step_flops(case) > 0
+    assert torch.equal(next(case.model.parameters()), w)
+    out = bench_train.main(["--imgsz", "64", "--batch-size", "2", "--reps", "1", "--threads", "1"])
+    assert out["gflop"] > 0 and 0 < out["peak_frac"] < 1 and out["img_per_s"] > 0
+    assert out["step_ms"] == pytest.approx(sum(out[f"{s}_ms"] for s in ("forward", "loss", "backward", "optimizer")))
+    assert all(v > 0 for k, v in out.items() if k.endswith("_ratio"))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        bench_train.main(["--imgsz", "70"])

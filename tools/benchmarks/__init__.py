@@ -1,0 +1,1 @@
+"""Benchmark helpers: the CPU's fp32 peak (:mod:`.peak`), the training step timed by stage (:mod:`.step`)."""
