@@ -123,8 +123,33 @@ def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
     src = str(Path(path).expanduser())
     cols = _Columns()
     data = load_json(path, cols.hook)
+    cats = _categories(data["categories"], src)
+    cat_ids = sorted(cats)
+    cls_of = {cid: i for i, cid in enumerate(cat_ids)}
+    images = _images(data["images"], src, report)
+    anns = data.get("annotations", [])
+    del data
+    issues = _Issues()
+    rows, pos, img_idx, aid = _annotation_rows(anns, cols, images, cls_of, src, issues)
+    del anns, cols
+    keep = _drop_duplicates(rows, pos, img_idx, aid, src, issues)
+    for _, _, kind, reason in sorted(issues.items):
+        report.add(kind, src, None, reason)
+    ids = list(images)
+    return CocoIndex(
+        image_ids=ids,
+        file_names=[images[k][0] for k in ids],
+        shapes=[(images[k][1], images[k][2]) for k in ids],
+        labels=_per_image(rows[keep], img_idx[keep], len(images)),
+        cat_ids=cat_ids,
+        names=[cats[c] for c in cat_ids],
+    )
+
+
+def _categories(entries: list, src: str) -> dict[int, str]:
+    """``{category id: name}`` in file order; a missing/non-integer/repeated id or no category at all raises."""
     cats: dict[int, str] = {}
-    for i, c in enumerate(data["categories"]):
+    for i, c in enumerate(entries):
         if not isinstance(c, dict) or not _is_int(c.get("id")):
             raise DatasetError(f"{src}: categories[{i}] needs an integer 'id'")
         if c["id"] in cats:
@@ -132,11 +157,13 @@ def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
         cats[c["id"]] = str(c.get("name", c["id"]))
     if not cats:
         raise DatasetError(f"{src}: no categories")
-    cat_ids = sorted(cats)
-    cls_of = {cid: i for i, cid in enumerate(cat_ids)}
+    return cats
 
+
+def _images(entries: list, src: str, report: DatasetReport) -> dict[int, tuple[str, int, int]]:
+    """``{image id: (file name, height, width)}`` in file order; malformed or repeated entries are reported."""
     images: dict[int, tuple[str, int, int]] = {}
-    for i, im in enumerate(data["images"]):
+    for i, im in enumerate(entries):
         where = f"images[{i}]"
         ok = isinstance(im, dict) and _is_int(im.get("id")) and isinstance(im.get("file_name"), str)
         ok = ok and _is_int(im.get("width")) and _is_int(im.get("height")) and im["width"] > 0 and im["height"] > 0
@@ -147,28 +174,16 @@ def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
             report.add("bad_json", src, None, f"{where}: repeats image id {im['id']}")
             continue
         images[im["id"]] = (im["file_name"], im["height"], im["width"])
-    anns = data.get("annotations", [])
-    del data
-    issues = _Issues()
-    rows, pos, img_idx, aid = _annotation_rows(anns, cols, images, cls_of, src, issues)
-    del anns, cols
-    keep = _drop_duplicates(rows, pos, img_idx, aid, src, issues)
-    for _, _, kind, reason in sorted(issues.items):
-        report.add(kind, src, None, reason)
-    rows, img_idx = rows[keep], img_idx[keep]
-    order = np.argsort(img_idx, kind="stable")  # per image, in file order
-    counts = np.bincount(img_idx, minlength=len(images))
-    offsets = np.zeros(len(images) + 1, np.int64)
+    return images
+
+
+def _per_image(rows: np.ndarray, img_idx: np.ndarray, n_images: int) -> RaggedRows:
+    """Rows ``[m, 5]`` of images ``img_idx [m]`` grouped per image (file order kept within an image)."""
+    order = np.argsort(img_idx, kind="stable")
+    counts = np.bincount(img_idx, minlength=n_images)
+    offsets = np.zeros(n_images + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    ids = list(images)
-    return CocoIndex(
-        image_ids=ids,
-        file_names=[images[k][0] for k in ids],
-        shapes=[(images[k][1], images[k][2]) for k in ids],
-        labels=RaggedRows(rows[order].astype(np.float32), offsets),
-        cat_ids=cat_ids,
-        names=[cats[c] for c in cat_ids],
-    )
+    return RaggedRows(rows[order].astype(np.float32), offsets)
 
 
 def _annotation_rows(anns: list, cols: _Columns, images: dict, cls_of: dict, src: str, issues: _Issues):
@@ -250,7 +265,8 @@ def _check_columns(cols: _Columns, row: np.ndarray, pos: np.ndarray, images: dic
     x, y, x2, y2 = np.maximum(x, 0.0), np.maximum(y, 0.0), np.minimum(x2, iw), np.minimum(y2, ih)
     cls = np.where(crowd[g], -1.0, ca[g].astype(np.float64))  # class index = rank of the sorted category id
     rows = np.stack([cls, (x + x2) / 2 / iw, (y + y2) / 2 / ih, (x2 - x) / iw, (y2 - y) / ih], 1)
-    ids = np.where(aid[g] == -1, None, aid[g].astype(object))
+    ids = aid[g].astype(object)
+    ids[aid[g] == -1] = None  # -1: the annotation had no id
     return rows.reshape(-1, 5), pos[g], img_j[g], ids
 
 
@@ -291,7 +307,7 @@ def _is_finite(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _parse_ann(a, images, cls_of, src: str, where: str, report: DatasetReport):
+def _parse_ann(a, images, cls_of, src: str, where: str, report: _Issues):
     if not isinstance(a, dict):
         report.add("bad_annotation", src, None, f"{where}: not an object")
         return None
