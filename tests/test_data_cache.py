@@ -60,14 +60,15 @@ def test_train_picks_ram_when_it_fits_and_says_so(demo_yaml, monkeypatch, capsys
     from data import cache as cache_mod
     from data.yaml_io import load_data_yaml
     from tools.training.config import TrainConfig
+    from tools.training.hyp import Hyp
     from tools.training.setup import build_datasets
 
     d = load_data_yaml(demo_yaml)
     opt = TrainConfig(imgsz=64, seed=0, cache=None)
-    train, val, _ = build_datasets(d, opt, {})
+    train, val, _ = build_datasets(d, opt, Hyp())
     assert "--cache ram:" in capsys.readouterr().out and train._ram is not None and val._ram is not None
     monkeypatch.setattr(cache_mod, "available_bytes", lambda: 1000)  # a machine without the memory
-    train, _, _ = build_datasets(d, opt, {})
+    train, _, _ = build_datasets(d, opt, Hyp())
     assert "--cache off:" in capsys.readouterr().out and train._ram is None
-    train, _, _ = build_datasets(d, TrainConfig(imgsz=64, seed=0, cache=False), {})  # --no-cache
+    train, _, _ = build_datasets(d, TrainConfig(imgsz=64, seed=0, cache=False), Hyp())  # --no-cache
     assert "--cache" not in capsys.readouterr().out and train._ram is None

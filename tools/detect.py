@@ -151,7 +151,7 @@ class _Writer:
         if w is None:
             h0, w0 = frame.img.shape[:2]  # type: ignore[union-attr]
             path = self.save_dir / f"{frame.path.stem}.mp4"
-            w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), frame.fps or 30.0, (w0, h0))
+            w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), frame.fps or 30.0, (w0, h0))
             self.videos[frame.path] = w
         return w
 

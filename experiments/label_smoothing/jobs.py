@@ -50,7 +50,7 @@ def run_parallel(jobs: Sequence[Job], n: int, threads: int | None = None, cwd: s
             while queue and len(running) < n:
                 argv, log = queue.pop(0)
                 log.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(log, "w")  # noqa: SIM115 - closed when the child ends
+                fh: TextIO = open(log, "w")  # noqa: SIM115 - closed when the child ends
                 proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
                 running.append((proc, (argv, log), fh))
             still: list[tuple[subprocess.Popen[bytes], Job, TextIO]] = []
