@@ -16,6 +16,7 @@ import json
 import math
 import os
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -249,17 +250,11 @@ def _check_columns(cols: _Columns, row: np.ndarray, pos: np.ndarray, images: dic
         (~inside, lambda k: f"bbox {_box(box[k])} outside the {int(iw[k])}x{int(ih[k])} image"),
     )
     for fails, why in reasons:
-        for k in np.flatnonzero(fails & ~bad):
-            issues.pos = int(pos[k])
-            issues.add("bad_annotation", "", None, f"{_where(pos[k], aid[k])}: {why(k)}")
+        _note(issues, "bad_annotation", fails & ~bad, pos, aid, why)
         bad |= fails
     good = ~bad
-    for k in np.flatnonzero(good & clip):
-        issues.pos = int(pos[k])
-        issues.add("clipped", "", None, f"{_where(pos[k], aid[k])}: bbox edge slightly outside the image clipped to it")
-    for k in np.flatnonzero(good & crowd):
-        issues.pos = int(pos[k])
-        issues.add("crowd", "", None, f"{_where(pos[k], aid[k])}: crowd region kept as an ignore region (class -1)")
+    _note(issues, "clipped", good & clip, pos, aid, lambda k: "bbox edge slightly outside the image clipped to it")
+    _note(issues, "crowd", good & crowd, pos, aid, lambda k: "crowd region kept as an ignore region (class -1)")
     g = np.flatnonzero(good)
     x, y, x2, y2, iw, ih = x[g], y[g], x2[g], y2[g], iw[g], ih[g]
     x, y, x2, y2 = np.maximum(x, 0.0), np.maximum(y, 0.0), np.minimum(x2, iw), np.minimum(y2, ih)
@@ -268,6 +263,14 @@ def _check_columns(cols: _Columns, row: np.ndarray, pos: np.ndarray, images: dic
     ids = aid[g].astype(object)
     ids[aid[g] == -1] = None  # -1: the annotation had no id
     return rows.reshape(-1, 5), pos[g], img_j[g], ids
+
+
+def _note(issues: _Issues, kind: str, mask: np.ndarray, pos: np.ndarray, aid: np.ndarray,
+          why: Callable[[int], str]) -> None:  # fmt: skip
+    """An issue ``kind`` for each column row ``k`` where ``mask``, at its annotation position ``pos[k]``."""
+    for k in np.flatnonzero(mask).tolist():
+        issues.pos = int(pos[k])
+        issues.add(kind, "", None, f"{_where(pos[k], aid[k])}: {why(k)}")
 
 
 def _where(pos: Any, aid: Any) -> str:
