@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.cache import check_cache, fit_size
+from data.cache import check_cache, fit_size, shape_array
 from data.datasets import build_dataset
 from data.demo import ensure_demo
 
@@ -54,6 +54,17 @@ def test_check_cache():
     assert check_cache(True) == "ram" and check_cache("ram") == "ram" and check_cache("disk") == "disk"
     with pytest.raises(ValueError, match="cache must be one of"):
         check_cache("gpu")
+
+
+
+def test_shape_array_reads_a_column_or_a_list_alike():
+    from data.store import Column
+
+    want = np.array([[480, 640], [10, 20]], np.int64)
+    for shapes in (Column(want), [(480, 640), (10, 20)], want.astype(np.int32)):
+        got = shape_array(shapes)
+        assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert shape_array([]).shape == (0, 2) and shape_array(Column(np.zeros((0, 2)))).shape == (0, 2)
 
 
 def test_train_picks_ram_when_it_fits_and_says_so(demo_yaml, monkeypatch, capsys):
