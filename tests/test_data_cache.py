@@ -56,7 +56,6 @@ def test_check_cache():
         check_cache("gpu")
 
 
-
 def test_shape_array_reads_a_column_or_a_list_alike():
     from data.store import Column
 

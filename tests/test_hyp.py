@@ -23,7 +23,6 @@ def test_defaults_are_hyp_scratch_low():
     assert names | {"anchors", "label_smoothing"} == set(YOLOV5_LOSS_KEYS) | set(YOLOV5_OTHER_KEYS)  # every key
 
 
-
 def test_augmentation_defaults_equal_the_datasets():
     """The augmentation keys are written twice (the hyp table, data.augment.AugConfig): they must agree."""
     from data.augment import AugConfig
