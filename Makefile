@@ -7,6 +7,7 @@
 #   make docs                          the API reference of detloss -> build/api/index.html (pdoc: one package, no
 #                                      site config, reads our Google sections and reST roles; tools/api_docs.py
 #                                      fails on a docstring reference that names nothing or an undocumented export)
+#   make lint                          ruff, then mypy on the packages in pyproject.toml's [tool.mypy] files
 #   make dist                          wheel + sdist -> dist/ (python -m build)
 
 PYTHON ?= python3
@@ -37,7 +38,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check detloss fileio models data tools tests examples experiments
-	$(VENV)/bin/mypy detloss
+	$(VENV)/bin/mypy
 
 docs: $(STAMP)
 	$(PY) tools/api_docs.py --out build/api

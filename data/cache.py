@@ -25,6 +25,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .store import Column
+
 CACHE_CHOICES = ("ram", "disk")
 MAX_FRACTION = 0.6
 
@@ -70,6 +72,12 @@ def available_bytes() -> int | None:
     except OSError:
         return None
     return None
+
+
+def shape_array(shapes: Sequence | np.ndarray) -> np.ndarray:
+    """``int64 [n, 2] (h0, w0)`` of a dataset's ``shapes`` (a :class:`data.store.Column` read without a copy per item,
+    or any sequence of ``(h, w)``)."""
+    return np.asarray(shapes.values if isinstance(shapes, Column) else shapes, np.int64).reshape(-1, 2)
 
 
 def fitted_shapes(shapes: np.ndarray, imgsz: int) -> np.ndarray:
@@ -121,7 +129,7 @@ class RamCache:
 
 def fill_ram(shapes: Sequence, imgsz: int, load: Callable[[int], np.ndarray | None], source: str) -> RamCache:
     """Decode and resize every image with ``load(i)`` (BGR uint8, ``None`` when unreadable) into a :class:`RamCache`."""
-    shp = np.asarray(getattr(shapes, "values", shapes), np.int64).reshape(-1, 2)
+    shp = shape_array(shapes)
     need = ram_bytes(shp, imgsz)
     avail = available_bytes()
     if avail is not None and need > MAX_FRACTION * avail:

@@ -15,17 +15,15 @@ from __future__ import annotations
 import json
 import math
 import os
-from array import array
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .coco_columns import CLIP_TOL_PX, Columns, Issues, Row, check_columns
 from .report import DatasetError, DatasetNotFoundError, DatasetReport
 from .store import RaggedRows
-
-CLIP_TOL_PX = 1.0  # boxes up to 1 px outside the image are clipped; further out is a bad annotation
 
 
 @dataclass
@@ -38,48 +36,6 @@ class CocoIndex:
     labels: RaggedRows  # per image float32 [n, 5] (cls, cx, cy, w, h) normalised to the image
     cat_ids: list[int]
     names: list[str]
-
-
-class _Row(int):
-    """An annotation the JSON hook stored in :class:`_Columns` (its row there); not a JSON value."""
-
-    __slots__ = ()
-
-
-class _Columns:
-    """``json.load(object_pairs_hook=...)``: well-typed annotations become a row of a few ``array`` columns
-    (about 70 bytes) instead of a dict with lists (about 1 kB with a polygon), so a file of 800k annotations
-    never holds them all as Python objects; anything else stays a dict and takes the checked slow path."""
-
-    def __init__(self) -> None:
-        self.ints = array("q")  # per row: annotation id (-1: none), image id, category id, crowd (0/1)
-        self.box = array("d")  # per row: x, y, w, h
-
-    def hook(self, pairs: list[tuple[str, Any]]) -> Any:
-        d = dict(pairs)
-        box = d.get("bbox")
-        if type(box) is not list or len(box) != 4:
-            return d
-        aid, img, cat, crowd = d.get("id", -1), d.get("image_id"), d.get("category_id"), d.get("iscrowd", 0)
-        if type(aid) is not int or type(img) is not int or type(cat) is not int or crowd not in (0, 1):
-            return d
-        for v in box:
-            if type(v) is not float and type(v) is not int:
-                return d
-        n = len(self.ints)
-        try:
-            self.ints.extend((aid, img, cat, 1 if crowd else 0))
-        except OverflowError:  # an id beyond int64: the per-annotation path keeps it exact
-            del self.ints[n:]
-            return d
-        self.box.extend(box)
-        return _Row(n // 4)
-
-    def columns(self) -> tuple[np.ndarray, np.ndarray]:
-        """``int64 [rows, 4]`` (id, image id, category id, crowd) and ``float64 [rows, 4]`` boxes."""
-        ints = np.frombuffer(self.ints, np.int64).reshape(-1, 4) if len(self.ints) else np.zeros((0, 4), np.int64)
-        box = np.frombuffer(self.box, np.float64).reshape(-1, 4) if len(self.box) else np.zeros((0, 4))
-        return ints, box
 
 
 def load_json(path: str | os.PathLike, hook: Any = None) -> dict:
@@ -104,27 +60,41 @@ def load_json(path: str | os.PathLike, hook: Any = None) -> dict:
     return data
 
 
-class _Issues:
-    """Issues with the annotation position they belong to, replayed into the report in file order."""
-
-    def __init__(self) -> None:
-        self.pos = 0
-        self.items: list[tuple[int, int, str, str]] = []
-
-    def add(self, kind: str, path: object, line: int | None, reason: str) -> None:
-        self.items.append((self.pos, len(self.items), kind, reason))
-
-
 def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
     """Parse and validate ``path``; bad images/annotations are reported (raised under ``report.strict``).
 
     Well-typed annotations are checked as numpy columns; the report lists issues in file order as before.
     """
     src = str(Path(path).expanduser())
-    cols = _Columns()
+    cols = Columns()
     data = load_json(path, cols.hook)
+    cats = _categories(data["categories"], src)
+    cat_ids = sorted(cats)
+    cls_of = {cid: i for i, cid in enumerate(cat_ids)}
+    images = _images(data["images"], src, report)
+    anns = data.get("annotations", [])
+    del data
+    issues = Issues()
+    rows, pos, img_idx, aid = _annotation_rows(anns, cols, images, cls_of, src, issues)
+    del anns, cols
+    keep = _drop_duplicates(rows, pos, img_idx, aid, src, issues)
+    for _, _, kind, reason in sorted(issues.items):
+        report.add(kind, src, None, reason)
+    ids = list(images)
+    return CocoIndex(
+        image_ids=ids,
+        file_names=[images[k][0] for k in ids],
+        shapes=[(images[k][1], images[k][2]) for k in ids],
+        labels=_per_image(rows[keep], img_idx[keep], len(images)),
+        cat_ids=cat_ids,
+        names=[cats[c] for c in cat_ids],
+    )
+
+
+def _categories(entries: list, src: str) -> dict[int, str]:
+    """``{category id: name}`` in file order; a missing/non-integer/repeated id or no category at all raises."""
     cats: dict[int, str] = {}
-    for i, c in enumerate(data["categories"]):
+    for i, c in enumerate(entries):
         if not isinstance(c, dict) or not _is_int(c.get("id")):
             raise DatasetError(f"{src}: categories[{i}] needs an integer 'id'")
         if c["id"] in cats:
@@ -132,11 +102,13 @@ def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
         cats[c["id"]] = str(c.get("name", c["id"]))
     if not cats:
         raise DatasetError(f"{src}: no categories")
-    cat_ids = sorted(cats)
-    cls_of = {cid: i for i, cid in enumerate(cat_ids)}
+    return cats
 
+
+def _images(entries: list, src: str, report: DatasetReport) -> dict[int, tuple[str, int, int]]:
+    """``{image id: (file name, height, width)}`` in file order; malformed or repeated entries are reported."""
     images: dict[int, tuple[str, int, int]] = {}
-    for i, im in enumerate(data["images"]):
+    for i, im in enumerate(entries):
         where = f"images[{i}]"
         ok = isinstance(im, dict) and _is_int(im.get("id")) and isinstance(im.get("file_name"), str)
         ok = ok and _is_int(im.get("width")) and _is_int(im.get("height")) and im["width"] > 0 and im["height"] > 0
@@ -147,41 +119,29 @@ def read_coco(path: str | os.PathLike, report: DatasetReport) -> CocoIndex:
             report.add("bad_json", src, None, f"{where}: repeats image id {im['id']}")
             continue
         images[im["id"]] = (im["file_name"], im["height"], im["width"])
-    anns = data.get("annotations", [])
-    del data
-    issues = _Issues()
-    rows, pos, img_idx, aid = _annotation_rows(anns, cols, images, cls_of, src, issues)
-    del anns, cols
-    keep = _drop_duplicates(rows, pos, img_idx, aid, src, issues)
-    for _, _, kind, reason in sorted(issues.items):
-        report.add(kind, src, None, reason)
-    rows, img_idx = rows[keep], img_idx[keep]
-    order = np.argsort(img_idx, kind="stable")  # per image, in file order
-    counts = np.bincount(img_idx, minlength=len(images))
-    offsets = np.zeros(len(images) + 1, np.int64)
+    return images
+
+
+def _per_image(rows: np.ndarray, img_idx: np.ndarray, n_images: int) -> RaggedRows:
+    """Rows ``[m, 5]`` of images ``img_idx [m]`` grouped per image (file order kept within an image)."""
+    order = np.argsort(img_idx, kind="stable")
+    counts = np.bincount(img_idx, minlength=n_images)
+    offsets = np.zeros(n_images + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    ids = list(images)
-    return CocoIndex(
-        image_ids=ids,
-        file_names=[images[k][0] for k in ids],
-        shapes=[(images[k][1], images[k][2]) for k in ids],
-        labels=RaggedRows(rows[order].astype(np.float32), offsets),
-        cat_ids=cat_ids,
-        names=[cats[c] for c in cat_ids],
-    )
+    return RaggedRows(rows[order].astype(np.float32), offsets)
 
 
-def _annotation_rows(anns: list, cols: _Columns, images: dict, cls_of: dict, src: str, issues: _Issues):
+def _annotation_rows(anns: list, cols: Columns, images: dict, cls_of: dict, src: str, issues: Issues):
     """``(rows float64 [m, 5], annotation position [m], image index [m], annotation id [m])`` of those that pass."""
     img_index = {k: j for j, k in enumerate(images)}
     fast_pos, fast_row, slow = [], [], []
     for i, a in enumerate(anns):
-        if type(a) is _Row:
+        if type(a) is Row:
             fast_pos.append(i)
             fast_row.append(int(a))
         else:
             slow.append(i)
-    rows_f, pos_f, img_f, aid_f = _check_columns(cols, np.array(fast_row, np.int64), np.array(fast_pos, np.int64),
+    rows_f, pos_f, img_f, aid_f = check_columns(cols, np.array(fast_row, np.int64), np.array(fast_pos, np.int64),
                                           images, img_index, cls_of, issues)  # fmt: skip
     slow_rows, slow_pos, slow_img, slow_aid = [], [], [], []
     for i in slow:
@@ -202,68 +162,8 @@ def _annotation_rows(anns: list, cols: _Columns, images: dict, cls_of: dict, src
     return rows[order], pos[order], img[order], aids[order]
 
 
-def _check_columns(cols: _Columns, row: np.ndarray, pos: np.ndarray, images: dict, img_index: dict,
-                   cls_of: dict, issues: _Issues) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
-    """:func:`_parse_ann`'s checks, in its order, on the column rows ``row`` (at annotation positions ``pos``)."""
-    ints, boxes = cols.columns()
-    aid, img_id, cat, crowd = ints[row].T
-    crowd = crowd.astype(bool)
-    box = boxes[row]
-    known = np.array(sorted(images), np.int64)
-    at = np.clip(np.searchsorted(known, img_id), 0, max(len(known) - 1, 0))
-    img_ok = (known[at] == img_id) if len(known) else np.zeros(len(row), bool)
-    img_j = np.array([img_index[int(k)] for k in known], np.int64)[at] if len(known) else np.zeros(len(row), np.int64)
-    cats = np.array(sorted(cls_of), np.int64)
-    ca = np.clip(np.searchsorted(cats, cat), 0, len(cats) - 1)
-    cat_ok = crowd | (cats[ca] == cat)
-    hw = np.array([images[int(k)][1:] for k in known], np.float64).reshape(-1, 2)[at] if len(known) else box[:, :2]
-    ih, iw = hw[:, 0], hw[:, 1]
-    x, y, w, h = box.T
-    finite = np.isfinite(box).all(1)
-    with np.errstate(invalid="ignore"):
-        positive = (w > 0) & (h > 0)
-        x2, y2 = x + w, y + h
-        inside = (x >= -CLIP_TOL_PX) & (y >= -CLIP_TOL_PX) & (x2 <= iw + CLIP_TOL_PX) & (y2 <= ih + CLIP_TOL_PX)
-        clip = (x < 0) | (y < 0) | (x2 > iw) | (y2 > ih)
-    bad = np.zeros(len(row), bool)
-    reasons = (
-        (~img_ok, lambda k: f"image_id {int(img_id[k])!r} not in 'images'"),
-        (~cat_ok, lambda k: f"category_id {int(cat[k])!r} not in 'categories'"),
-        (~finite, lambda k: f"bbox must be 4 finite numbers [x, y, w, h], got {_box(box[k])}"),
-        (~positive, lambda k: f"bbox width/height must be > 0, got {_box(box[k])}"),
-        (~inside, lambda k: f"bbox {_box(box[k])} outside the {int(iw[k])}x{int(ih[k])} image"),
-    )
-    for fails, why in reasons:
-        for k in np.flatnonzero(fails & ~bad):
-            issues.pos = int(pos[k])
-            issues.add("bad_annotation", "", None, f"{_where(pos[k], aid[k])}: {why(k)}")
-        bad |= fails
-    good = ~bad
-    for k in np.flatnonzero(good & clip):
-        issues.pos = int(pos[k])
-        issues.add("clipped", "", None, f"{_where(pos[k], aid[k])}: bbox edge slightly outside the image clipped to it")
-    for k in np.flatnonzero(good & crowd):
-        issues.pos = int(pos[k])
-        issues.add("crowd", "", None, f"{_where(pos[k], aid[k])}: crowd region kept as an ignore region (class -1)")
-    g = np.flatnonzero(good)
-    x, y, x2, y2, iw, ih = x[g], y[g], x2[g], y2[g], iw[g], ih[g]
-    x, y, x2, y2 = np.maximum(x, 0.0), np.maximum(y, 0.0), np.minimum(x2, iw), np.minimum(y2, ih)
-    cls = np.where(crowd[g], -1.0, ca[g].astype(np.float64))  # class index = rank of the sorted category id
-    rows = np.stack([cls, (x + x2) / 2 / iw, (y + y2) / 2 / ih, (x2 - x) / iw, (y2 - y) / ih], 1)
-    ids = np.where(aid[g] == -1, None, aid[g].astype(object))
-    return rows.reshape(-1, 5), pos[g], img_j[g], ids
-
-
-def _where(pos: Any, aid: Any) -> str:
-    return f"annotations[{int(pos)}] id={None if int(aid) == -1 else int(aid)}"
-
-
-def _box(b: np.ndarray) -> str:
-    return "[" + ", ".join(repr(float(v)) if not float(v).is_integer() else str(int(v)) for v in b) + "]"
-
-
 def _drop_duplicates(rows: np.ndarray, pos: np.ndarray, img: np.ndarray, aid: np.ndarray, src: str,
-                     issues: _Issues) -> np.ndarray:  # fmt: skip
+                     issues: Issues) -> np.ndarray:  # fmt: skip
     """Keep mask: exact repeats of ``(image, row)`` after the first are dropped (reported, crowd ones quietly)."""
     if not len(rows):
         return np.ones(0, bool)
@@ -291,7 +191,7 @@ def _is_finite(v: object) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _parse_ann(a, images, cls_of, src: str, where: str, report: DatasetReport):
+def _parse_ann(a, images, cls_of, src: str, where: str, report: Issues):
     if not isinstance(a, dict):
         report.add("bad_annotation", src, None, f"{where}: not an object")
         return None

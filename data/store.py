@@ -34,7 +34,7 @@ class _Table(Sequence):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} items)"
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         """Item ``i`` (negative counts from the end), or a list of items for a slice."""
         if isinstance(i, slice):
             return [self._item(k) for k in range(*i.indices(len(self)))]

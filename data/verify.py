@@ -64,13 +64,14 @@ def verify_split(files: list[str], label_files: list[str] | None, nc: int | None
             shape, why = image_shape(files[k])
             if shape is not None and expected is not None and tuple(expected[k]) != shape:
                 eh, ew = expected[k]
-                shape, why = None, f"annotation says {ew}x{eh} but the image is {shape[1]}x{shape[0]}"
+                why = f"annotation says {ew}x{eh} but the image is {shape[1]}x{shape[0]}"
+                shape = None
             if shape is None:
                 rep.add("bad_image", files[k], None, why)
                 labels.append(np.zeros((0, 5), np.float32))
                 continue
             shapes[k - a] = shape
-            lab = read_labels(label_files[k], nc, rep) if label_files is not None else np.zeros((0, 5))
+            lab = read_labels(label_files[k], nc, rep) if label_files is not None else np.zeros((0, 5), np.float32)
             if lab is None:  # unreadable label file: skipping the image avoids training on it as background
                 labels.append(np.zeros((0, 5), np.float32))
                 continue

@@ -206,12 +206,13 @@ def _object(obj: ET.Element, where: str, shape: tuple[int, int], src: str, repor
         if v is None:
             report.add("bad_annotation", src, None, f"{where}: <{t}> must be 0 or 1, got {obj.findtext(t)!r}")
             return None
-    raw = [_number(obj.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
-    if any(v is None for v in raw):
+    parsed = [_number(obj.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")]
+    raw = [v for v in parsed if v is not None]
+    if len(raw) != 4:
         got = [obj.findtext(f"bndbox/{t}") for t in ("xmin", "ymin", "xmax", "ymax")]
         report.add("bad_annotation", src, None, f"{where}: <bndbox> needs numbers xmin ymin xmax ymax, got {got}")
         return None
-    x1, y1, x2, y2 = raw[0] - 1, raw[1] - 1, raw[2], raw[3]  # type: ignore[operator]  # 1-based -> 0-based edges
+    x1, y1, x2, y2 = raw[0] - 1, raw[1] - 1, raw[2], raw[3]  # 1-based -> 0-based edges
     if x2 <= x1 or y2 <= y1:
         report.add("bad_annotation", src, None, f"{where}: <bndbox> {raw} has xmax < xmin or ymax < ymin")
         return None

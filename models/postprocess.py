@@ -97,7 +97,28 @@ def non_max_suppression(
     _check(pred, conf_thres, iou_thres, max_det, max_nms)
     bs, _, no = pred.shape
     nc = no - 5
-    p = pred.detach().float()
+    boxes, conf, cls, img = _candidates(pred.detach().float(), conf_thres, multi_label)
+
+    order, rank = _rank_in_image(img, conf, bs)
+    keep = order[rank < max_nms]
+    boxes, conf, cls, img = boxes[keep], conf[keep], cls[keep], img[keep]
+
+    if conf.numel():
+        group = img if agnostic else img * nc + cls
+        keep = _suppress(boxes, conf, group, img, bs, iou_thres)
+        boxes, conf, cls, img = boxes[keep], conf[keep], cls[keep], img[keep]
+
+    order, rank = _rank_in_image(img, conf, bs)
+    keep = order[rank < max_det]
+    out = torch.cat((boxes[keep], conf[keep, None], cls[keep, None].float()), 1)
+    counts = torch.bincount(img[keep], minlength=bs).tolist()
+    return list(out.split(counts))
+
+
+def _candidates(p: Tensor, conf_thres: float, multi_label: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(boxes [m, 4], conf [m], cls [m] int64, image index [m])`` of the rows of ``p [bs, N, 5 + nc]`` (float32)
+    scoring ``obj * cls > conf_thres``: the best class of each row, or every class above it (``multi_label``).
+    Rows with a non-finite box or score are dropped."""
     # obj * cls <= obj, so obj > conf_thres pre-filters without forming the bs x N x nc product
     img, row = (p[..., 4] > conf_thres).nonzero(as_tuple=True)
     cand = p[img, row]  # [m, 5 + nc]
@@ -111,22 +132,12 @@ def non_max_suppression(
         conf, cls = conf[r], cls[r]
     boxes, img = cand[r, :4], img[r]
     ok = torch.isfinite(boxes).all(1) & torch.isfinite(conf)
-    boxes, conf, cls, img = boxes[ok], conf[ok], cls[ok], img[ok]
+    return boxes[ok], conf[ok], cls[ok], img[ok]
 
-    order, rank = _rank_in_image(img, conf, bs)
-    keep = order[rank < max_nms]
-    boxes, conf, cls, img = boxes[keep], conf[keep], cls[keep], img[keep]
 
-    if conf.numel():
-        group = img if agnostic else img * nc + cls
-        if boxes.device.type in SPLIT_BY_IMAGE_ON:
-            keep = _nms_per_image(boxes, conf, group, img, bs, iou_thres)
-        else:
-            keep = _nms_offset(boxes, conf, group, iou_thres)
-        boxes, conf, cls, img = boxes[keep], conf[keep], cls[keep], img[keep]
-
-    order, rank = _rank_in_image(img, conf, bs)
-    keep = order[rank < max_det]
-    out = torch.cat((boxes[keep], conf[keep, None], cls[keep, None].float()), 1)
-    counts = torch.bincount(img[keep], minlength=bs).tolist()
-    return list(out.split(counts))
+def _suppress(boxes: Tensor, conf: Tensor, group: Tensor, img: Tensor, bs: int, iou_thres: float) -> Tensor:
+    """Indices NMS keeps within each ``group``: one batched call, or one per image on the devices in
+    :data:`SPLIT_BY_IMAGE_ON` (rows grouped by image)."""
+    if boxes.device.type in SPLIT_BY_IMAGE_ON:
+        return _nms_per_image(boxes, conf, group, img, bs, iou_thres)
+    return _nms_offset(boxes, conf, group, iou_thres)

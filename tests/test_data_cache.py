@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.cache import check_cache, fit_size
+from data.cache import check_cache, fit_size, shape_array
 from data.datasets import build_dataset
 from data.demo import ensure_demo
 
@@ -56,18 +56,29 @@ def test_check_cache():
         check_cache("gpu")
 
 
+def test_shape_array_reads_a_column_or_a_list_alike():
+    from data.store import Column
+
+    want = np.array([[480, 640], [10, 20]], np.int64)
+    for shapes in (Column(want), [(480, 640), (10, 20)], want.astype(np.int32)):
+        got = shape_array(shapes)
+        assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert shape_array([]).shape == (0, 2) and shape_array(Column(np.zeros((0, 2)))).shape == (0, 2)
+
+
 def test_train_picks_ram_when_it_fits_and_says_so(demo_yaml, monkeypatch, capsys):
     from data import cache as cache_mod
     from data.yaml_io import load_data_yaml
     from tools.training.config import TrainConfig
+    from tools.training.hyp import Hyp
     from tools.training.setup import build_datasets
 
     d = load_data_yaml(demo_yaml)
     opt = TrainConfig(imgsz=64, seed=0, cache=None)
-    train, val, _ = build_datasets(d, opt, {})
+    train, val, _ = build_datasets(d, opt, Hyp())
     assert "--cache ram:" in capsys.readouterr().out and train._ram is not None and val._ram is not None
     monkeypatch.setattr(cache_mod, "available_bytes", lambda: 1000)  # a machine without the memory
-    train, _, _ = build_datasets(d, opt, {})
+    train, _, _ = build_datasets(d, opt, Hyp())
     assert "--cache off:" in capsys.readouterr().out and train._ram is None
-    train, _, _ = build_datasets(d, TrainConfig(imgsz=64, seed=0, cache=False), {})  # --no-cache
+    train, _, _ = build_datasets(d, TrainConfig(imgsz=64, seed=0, cache=False), Hyp())  # --no-cache
     assert "--cache" not in capsys.readouterr().out and train._ram is None

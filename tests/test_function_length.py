@@ -1,5 +1,5 @@
-"""No function over 50 lines in the trainer (``tools/training/``, ``tools/train.py``): each step of a run stays
-short enough to read at once. Lines are counted from ``def`` to the function's last line, docstring included
+"""No function over 50 lines in ``tools/``, ``data/``, ``models/``, ``fileio/`` and ``experiments/``: each step
+stays short enough to read at once. Lines are counted from ``def`` to the function's last line, docstring included
 (nested functions count inside their parent too). Extend :data:`CHECKED` to cover more of the tree.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 50
-CHECKED = ("tools/training", "tools/train.py")  # folders (searched recursively) and files, from the root
+CHECKED = ("tools", "data", "models", "fileio", "experiments")  # folders (searched recursively) and files
 
 
 def long_functions(source: str, max_lines: int = MAX_LINES) -> list[tuple[str, int, int]]:
@@ -50,7 +50,7 @@ def test_the_counter_by_hand():
 
 def test_no_function_over_50_lines():
     files = _files()
-    assert len(files) > 10  # the paths still exist
+    assert len(files) > 100  # the paths still exist
     found = [f"{f.relative_to(ROOT)}:{line} {name} ({n} lines)" for f in files
              for name, line, n in long_functions(f.read_text(encoding="utf-8"))]  # fmt: skip
     assert not found, f"functions over {MAX_LINES} lines (split them):\n" + "\n".join(found)

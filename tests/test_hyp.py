@@ -23,6 +23,14 @@ def test_defaults_are_hyp_scratch_low():
     assert names | {"anchors", "label_smoothing"} == set(YOLOV5_LOSS_KEYS) | set(YOLOV5_OTHER_KEYS)  # every key
 
 
+def test_augmentation_defaults_equal_the_datasets():
+    """The augmentation keys are written twice (the hyp table, data.augment.AugConfig): they must agree."""
+    from data.augment import AugConfig
+
+    aug = dataclasses.asdict(AugConfig())
+    assert len(aug) == 13 and {k: Hyp().as_dict()[k] for k in aug} == aug
+
+
 def test_frozen_and_replace():
     h = Hyp()
     with pytest.raises(dataclasses.FrozenInstanceError):

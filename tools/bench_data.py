@@ -230,10 +230,10 @@ def bench_yolo(
             for src in (lst, big) if r % 2 == 0 else (big, lst):
                 code = STEP.format(root=str(ROOT), src=src, workers=workers, batches=batches)
                 runs[src].append(_child(code)["img_s"])
-        a, b = statistics.median(runs[lst]), statistics.median(runs[big])
+        small_s, big_s = statistics.median(runs[lst]), statistics.median(runs[big])
         print(f"training step img/s (yolov4-tiny-s, 320 px, batch 16, 1 thread, {workers} workers, median of "
-              f"{step_rounds} runs of {batches} steps each): {small} images {a:.1f}, {max(sizes)} images {b:.1f} "
-              f"(ratio {b / a:.3f})")  # fmt: skip
+              f"{step_rounds} runs of {batches} steps each): {small} images {small_s:.1f}, {max(sizes)} images "
+              f"{big_s:.1f} (ratio {big_s / small_s:.3f})")  # fmt: skip
 
 
 def generate_coco(path: Path, n_images: int, n_anns: int, seed: int = 0) -> Path:

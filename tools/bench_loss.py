@@ -37,6 +37,7 @@ of ``torch.profiler(profile_memory=True)`` (every tensor allocation and free, in
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import statistics
@@ -120,7 +121,7 @@ def peak_extra_bytes(step: Callable[[], object], dev: torch.device) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
-    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]  # type: ignore[union-attr]
+    events = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]"]
     run = peak = 0
     for e in sorted(events, key=lambda e: e.start_ns()):
         if e.device_type() == torch.autograd.DeviceType.CPU:
@@ -170,7 +171,7 @@ def run_case(bs: int, img: int, per_image: int, kind: str, args: argparse.Namesp
     grads = [torch.empty_like(p) for p in inp.preds()]  # warm gradients in the layout the fused path writes
 
     def loss_run(loss: YoloLoss) -> Callable[[object], object]:
-        return lambda preds: loss(preds, targets)[0].backward()  # type: ignore[arg-type]
+        return lambda preds: loss(preds, targets)[0].backward()
 
     def floor_run(_: object) -> None:
         for dst, src in zip(floor_dst, floor_src):
@@ -194,7 +195,7 @@ def run_case(bs: int, img: int, per_image: int, kind: str, args: argparse.Namesp
         run(inp.preds())  # steady state
         preds = inp.preds()
         kept = loss._grad_buffers.nbytes()
-        out["mem_" + name] = (peak_extra_bytes(lambda run=run, preds=preds: run(preds), dev) + kept) / preds_bytes
+        out["mem_" + name] = (peak_extra_bytes(functools.partial(run, preds), dev) + kept) / preds_bytes
         del preds
     preds = inp.preds()
     out["mem_head"] = 0.0

@@ -75,6 +75,7 @@ def fit_on_model(args: argparse.Namespace) -> tuple[Calibrator, dict]:
     ds = build_dataset(data, split, imgsz, augment=False)
     gt_src = coco_gt_for(data, split)  # the split's COCO JSON when it has one (crowd flags), else its labels
     gt = load_ground_truth(gt_src)[0] if gt_src is not None else check_ground_truth(ground_truth_from_dataset(ds))
+    subset: torch.utils.data.Dataset
     if args.cal_split:
         subset, source = ds, f"split {args.cal_split!r}"
     else:

@@ -23,13 +23,18 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from typing import TYPE_CHECKING  # noqa: E402
+
 import torch  # noqa: E402
+
+if TYPE_CHECKING:
+    from models import Detector
 
 COLUMNS = ("true", "other", "max other", "obj", "top1", "positives")
 
 
 @torch.inference_mode()
-def class_scores(model: torch.nn.Module, loader, device: torch.device) -> dict[str, float]:
+def class_scores(model: Detector, loader, device: torch.device) -> dict[str, float]:
     """The module docstring's figures for ``model`` over ``loader`` (batches of ``data.datasets.collate_fn``)."""
     from detloss import YoloLoss, split_ignore
 

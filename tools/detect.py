@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from data.sources import write_labels  # noqa: E402
 from tools.cli.runs import increment_path  # noqa: E402
 from tools.detection.annotate import draw_detections, write_image  # noqa: E402
 from tools.detection.sources import Frame, count_frames, iter_frames, list_sources  # noqa: E402
-from tools.evaluation.calibrators import carried_calibrator  # noqa: E402
+from tools.evaluation.calibrators import Calibrator, carried_calibrator  # noqa: E402
 from tools.evaluation.cocojson import atomic_write_json, detections_to_coco  # noqa: E402
 from tools.evaluation.config import EvalConfig  # noqa: E402
 from tools.inference.device import select_device  # noqa: E402
@@ -151,7 +152,7 @@ class _Writer:
         if w is None:
             h0, w0 = frame.img.shape[:2]  # type: ignore[union-attr]
             path = self.save_dir / f"{frame.path.stem}.mp4"
-            w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), frame.fps or 30.0, (w0, h0))
+            w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), frame.fps or 30.0, (w0, h0))
             self.videos[frame.path] = w
         return w
 
@@ -171,23 +172,16 @@ def _progress(total: int) -> Any:
 
 
 def run(args: argparse.Namespace) -> DetectResult:
+    """Detect on every frame of ``args.source``; write what ``args`` asks for under a new run folder."""
     files = list_sources(args.source)  # ValueError for a missing or empty source, before any model loading
     device = select_device(args.device)
-    if args.half and (device.type != "cuda" or is_onnx(args.weights)):
-        print("--half ignored: FP16 autocast is for .pt weights on CUDA (an ONNX file runs in its exported dtype)")
-    model, default_imgsz, carried = load_weights(args.weights, device)
-    calibrator = carried_calibrator(carried, args.no_calibrator)
-    if calibrator is not None:
-        print(f"scores calibrated by {calibrator.describe()} (--no-calibrator for the raw scores)")
-    imgsz = args.imgsz or default_imgsz
+    model, imgsz, calibrator = _load(args, device)
     names = list(model.names)
     save_dir = increment_path(Path(args.project) / args.name, args.exist_ok)
     save_dir.mkdir(parents=True, exist_ok=True)
     res = DetectResult(save_dir)
     writer = _Writer(args, save_dir, names)
     pbar = _progress(count_frames(files))
-    pending: list[tuple[Frame, torch.Tensor, dict]] = []
-    cut = SliceConfig(args.slice, args.slice_overlap) if args.slice else None
     config = EvalConfig(conf_thres=args.conf_thres, iou_thres=args.iou_thres, max_det=args.max_det, half=args.half)
 
     def detect(batch: torch.Tensor, metas: list[dict]) -> list[torch.Tensor]:
@@ -198,31 +192,8 @@ def run(args: argparse.Namespace) -> DetectResult:
         res.counts.update(int(c) for c in det[:, 5].tolist())
         writer(frame, det)
 
-    def flush() -> None:
-        if not pending:
-            return
-        dets = detect(torch.stack([x for _, x, _ in pending]), [m for _, _, m in pending])
-        for (frame, _, _), det in zip(pending, dets):
-            record(frame, det)
-        pending.clear()
-
     try:
-        for frame in iter_frames(files):
-            if pbar is not None:
-                pbar.update(1)
-            if frame.img is None:
-                res.skipped.append((frame.path, frame.error))
-                print(f"skipped {frame.path}: {frame.error}", file=sys.stderr)
-                continue
-            if cut is not None:  # sliced: the frame's tiles are the batch
-                record(frame, sliced_detections(frame.img, detect, imgsz, cut, args.iou_thres, args.max_det,
-                                                args.batch_size, args.agnostic_nms))  # fmt: skip
-                continue
-            x, meta = preprocess(frame.img, imgsz)
-            pending.append((frame, x, meta))
-            if len(pending) >= args.batch_size:
-                flush()
-        flush()
+        _detect_frames(files, args, imgsz, detect, record, res, pbar)
     finally:
         if pbar is not None:
             pbar.close()
@@ -234,6 +205,50 @@ def run(args: argparse.Namespace) -> DetectResult:
     print(f"Results saved to {save_dir}" + (f" ({len(list(save_dir.glob('labels/*.txt')))} label files)"
                                             if args.save_txt else ""))  # fmt: skip
     return res
+
+
+def _load(args: argparse.Namespace, device: torch.device) -> tuple[Any, int, Calibrator | None]:
+    """``(model, image size, calibrator or None)`` for ``args.weights``; says which flags do not apply."""
+    if args.half and (device.type != "cuda" or is_onnx(args.weights)):
+        print("--half ignored: FP16 autocast is for .pt weights on CUDA (an ONNX file runs in its exported dtype)")
+    model, default_imgsz, carried = load_weights(args.weights, device)
+    calibrator = carried_calibrator(carried, args.no_calibrator)
+    if calibrator is not None:
+        print(f"scores calibrated by {calibrator.describe()} (--no-calibrator for the raw scores)")
+    return model, args.imgsz or default_imgsz, calibrator
+
+
+def _detect_frames(files: list[Path], args: argparse.Namespace, imgsz: int, detect: Callable, record: Callable,
+                   res: DetectResult, pbar: Any) -> None:  # fmt: skip
+    """Feed every readable frame to ``detect`` (``args.batch_size`` frames a call; sliced: one frame's tiles a
+    call) and each frame's detections to ``record``, in order; unreadable frames go to ``res.skipped``."""
+    pending: list[tuple[Frame, torch.Tensor, dict]] = []
+    cut = SliceConfig(args.slice, args.slice_overlap) if args.slice else None
+
+    def flush() -> None:
+        if not pending:
+            return
+        dets = detect(torch.stack([x for _, x, _ in pending]), [m for _, _, m in pending])
+        for (frame, _, _), det in zip(pending, dets):
+            record(frame, det)
+        pending.clear()
+
+    for frame in iter_frames(files):
+        if pbar is not None:
+            pbar.update(1)
+        if frame.img is None:
+            res.skipped.append((frame.path, frame.error))
+            print(f"skipped {frame.path}: {frame.error}", file=sys.stderr)
+            continue
+        if cut is not None:  # sliced: the frame's tiles are the batch
+            record(frame, sliced_detections(frame.img, detect, imgsz, cut, args.iou_thres, args.max_det,
+                                            args.batch_size, args.agnostic_nms))  # fmt: skip
+            continue
+        x, meta = preprocess(frame.img, imgsz)
+        pending.append((frame, x, meta))
+        if len(pending) >= args.batch_size:
+            flush()
+    flush()
 
 
 def main(argv: list[str] | None = None) -> DetectResult:

@@ -48,6 +48,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src = p.add_argument_group("results file")
     src.add_argument("--gt", type=str, help="COCO ground-truth JSON (model mode: overrides the split's)")
     src.add_argument("--dt", type=str, help="COCO results JSON to evaluate (a list of detections)")
+    _add_model_args(p)
+    e = p.add_argument_group("evaluation")
+    e.add_argument("--backend", choices=BACKENDS, default="pycocotools", help="COCO evaluator (same numbers)")
+    e.add_argument("--json-out", type=str, help="write stats, per-class AP and calibration as JSON")
+    e.add_argument("--plots", type=str, metavar="DIR", help="write PR_curve.png and reliability.png to DIR")
+    e.add_argument("--coco-max-dets", type=int, default=100,
+                   help="detections an image COCO AP ranks (maxDets, 100; raise for crowded images)")  # fmt: skip
+    e.add_argument("--calib-bins", type=int, default=10, help="confidence bins of the detection ECE")
+    e.add_argument("--calib-conf", type=float, default=0.0, help="detections below this are left out of the ECE")
+    e.add_argument("--no-calibrator", action="store_true",
+                   help="ignore a post-hoc calibrator stored in the checkpoint (tools/calibrate.py)")  # fmt: skip
+    e.add_argument("--reindex-ann-ids", action="store_true", help="renumber GT annotation ids from 1 (fixes id 0)")
+    args = p.parse_args(argv)
+    if args.dt and args.weights:
+        p.error("give either --dt (evaluate a results file) or --weights (evaluate a model), not both")
+    if args.dt and not args.gt:
+        p.error("--dt needs --gt (the COCO ground truth the results refer to)")
+    if not args.dt and not args.weights:
+        p.error("give --gt and --dt to evaluate a results file, or --weights to evaluate a model")
+    return args
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    """The "model" flags: weights, data split, inference size, batching, NMS, device and output folder."""
     m = p.add_argument_group("model")
     m.add_argument("--weights", type=str, help="checkpoint (models.save_checkpoint format) or ONNX export (.onnx)")
     m.add_argument("--data", type=str, help="dataset YAML (default: the built-in demo dataset)")
@@ -75,25 +99,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     m.add_argument("--name", default="exp", help="save to project/name")
     m.add_argument("--exist-ok", action="store_true", help="existing project/name ok, do not increment")
     m.add_argument("--noplots", action="store_true", help="do not write confusion matrix, curves, batch images")
-    e = p.add_argument_group("evaluation")
-    e.add_argument("--backend", choices=BACKENDS, default="pycocotools", help="COCO evaluator (same numbers)")
-    e.add_argument("--json-out", type=str, help="write stats, per-class AP and calibration as JSON")
-    e.add_argument("--plots", type=str, metavar="DIR", help="write PR_curve.png and reliability.png to DIR")
-    e.add_argument("--coco-max-dets", type=int, default=100,
-                   help="detections an image COCO AP ranks (maxDets, 100; raise for crowded images)")  # fmt: skip
-    e.add_argument("--calib-bins", type=int, default=10, help="confidence bins of the detection ECE")
-    e.add_argument("--calib-conf", type=float, default=0.0, help="detections below this are left out of the ECE")
-    e.add_argument("--no-calibrator", action="store_true",
-                   help="ignore a post-hoc calibrator stored in the checkpoint (tools/calibrate.py)")  # fmt: skip
-    e.add_argument("--reindex-ann-ids", action="store_true", help="renumber GT annotation ids from 1 (fixes id 0)")
-    args = p.parse_args(argv)
-    if args.dt and args.weights:
-        p.error("give either --dt (evaluate a results file) or --weights (evaluate a model), not both")
-    if args.dt and not args.gt:
-        p.error("--dt needs --gt (the COCO ground truth the results refer to)")
-    if not args.dt and not args.weights:
-        p.error("give --gt and --dt to evaluate a results file, or --weights to evaluate a model")
-    return args
 
 
 def _evaluate_model(args: argparse.Namespace, config: EvalConfig) -> EvalResult:

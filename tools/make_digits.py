@@ -52,9 +52,9 @@ def _glyph(digit: int, rng: np.random.Generator) -> np.ndarray:
     y0, x0 = (side - canvas.shape[0]) // 2, (side - canvas.shape[1]) // 2
     big[y0 : y0 + canvas.shape[0], x0 : x0 + canvas.shape[1]] = canvas
     rot = cv2.getRotationMatrix2D((side / 2, side / 2), float(rng.uniform(-25, 25)), 1.0)
-    big = cv2.warpAffine(big, rot, (side, side))
-    ys, xs = np.nonzero(big > 127)
-    return big[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] > 127
+    turned = cv2.warpAffine(big, rot, (side, side))
+    ys, xs = np.nonzero(turned > 127)
+    return turned[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] > 127
 
 
 def draw(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, int, int, int, int]]]:

@@ -14,6 +14,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 __all__ = ["Job", "default_threads", "run_parallel"]
 
@@ -42,23 +43,23 @@ def run_parallel(jobs: Sequence[Job], n: int, threads: int | None = None, cwd: s
     threads = default_threads(n) if threads is None else threads
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     queue = list(jobs)
-    running: list[tuple[subprocess.Popen, Job, object]] = []
+    running: list[tuple[subprocess.Popen[bytes], Job, TextIO]] = []
     failed: list[tuple[Job, int]] = []
     try:
         while queue or running:
             while queue and len(running) < n:
                 argv, log = queue.pop(0)
                 log.parent.mkdir(parents=True, exist_ok=True)
-                fh = open(log, "w")  # noqa: SIM115 - closed when the child ends
+                fh: TextIO = open(log, "w")  # noqa: SIM115 - closed when the child ends
                 proc = subprocess.Popen(argv, stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=cwd)
                 running.append((proc, (argv, log), fh))
-            still = []
+            still: list[tuple[subprocess.Popen[bytes], Job, TextIO]] = []
             for proc, job, fh in running:
                 code = proc.poll()
                 if code is None:
                     still.append((proc, job, fh))
                     continue
-                fh.close()  # type: ignore[attr-defined]
+                fh.close()
                 if code != 0:
                     failed.append((job, code))
             running = still
@@ -68,7 +69,7 @@ def run_parallel(jobs: Sequence[Job], n: int, threads: int | None = None, cwd: s
         for proc, _, fh in running:
             proc.terminate()
             proc.wait()
-            fh.close()  # type: ignore[attr-defined]
+            fh.close()
         raise
     if failed:
         parts = [f"exit {code}: {' '.join(argv)}\n  log {log}:\n{_tail(log)}" for (argv, log), code in failed]

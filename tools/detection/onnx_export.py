@@ -97,7 +97,7 @@ def export_onnx(
         torch.onnx.export(
             wrapped,
             (x,),
-            buf,
+            buf,  # type: ignore[arg-type]  # the stub says a path only; the TorchScript exporter takes a file object
             dynamo=False,
             opset_version=opset,
             input_names=["images"],

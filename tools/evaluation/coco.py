@@ -96,11 +96,7 @@ def _run_backend(
             coco_gt.createIndex()
             coco_dt = coco_gt.loadRes(dt)
             ev = COCOeval(coco_gt, coco_dt, "bbox")
-            ev.params.maxDets = [1, 10, max_dets]
-            if img_ids is not None:
-                ev.params.imgIds = list(img_ids)
-            ev.evaluate()
-            ev.accumulate()
+            _evaluate(ev, max_dets, img_ids)
     elif backend == "faster":
         from faster_coco_eval import COCO as FCOCO
         from faster_coco_eval import COCOeval_faster
@@ -110,11 +106,7 @@ def _run_backend(
             coco_gt = FCOCO(gt, print_function=lambda *a, **k: None)
             coco_dt = coco_gt.loadRes(dt)
             ev = COCOeval_faster(coco_gt, coco_dt, "bbox", print_function=lambda *a, **k: None)
-            ev.params.maxDets = [1, 10, max_dets]
-            if img_ids is not None:
-                ev.params.imgIds = list(img_ids)
-            ev.evaluate()
-            ev.accumulate()
+            _evaluate(ev, max_dets, img_ids)
     else:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     return np.asarray(ev.eval["precision"], dtype=np.float64), np.asarray(ev.eval["recall"], dtype=np.float64)
@@ -212,3 +204,13 @@ def mean_pr(pr: list[tuple[float, float]]) -> tuple[float, float]:
     if not valid:
         return 0.0, 0.0
     return float(np.mean([x[0] for x in valid])), float(np.mean([x[1] for x in valid]))
+
+
+def _evaluate(ev: Any, max_dets: int, img_ids: Sequence[Any] | None) -> None:
+    """Run a ``COCOeval`` (pycocotools or faster-coco-eval: the same API) with ``maxDets = [1, 10, max_dets]`` on
+    ``img_ids`` (``None``: every image), up to its accumulated precision/recall arrays in ``ev.eval``."""
+    ev.params.maxDets = [1, 10, max_dets]
+    if img_ids is not None:
+        ev.params.imgIds = list(img_ids)
+    ev.evaluate()
+    ev.accumulate()

@@ -129,6 +129,44 @@ def _check_record(rec: Any, keys: Sequence[str], where: str) -> None:
     _check_box(rec["bbox"], where)
 
 
+def _unique_ids(records: list, key: str, source: str) -> set[Any]:
+    """The ``id`` of every record of ``gt[key]``; a record without one or a repeated id raises."""
+    seen: set[Any] = set()
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict) or "id" not in rec:
+            raise CocoFormatError(f"{source}: {key}[{i}] is not an object with an 'id'")
+        if rec["id"] in seen:
+            raise CocoFormatError(f"{source}: {key}[{i}] repeats id {rec['id']!r}")
+        seen.add(rec["id"])
+    return seen
+
+
+def _checked_annotations(records: list, ids: dict[str, set[Any]], source: str,
+                         reindex_ann_ids: bool) -> tuple[list[dict], set[Any], int]:  # fmt: skip
+    """``(normalised copies, annotation ids as given, how many had no area)`` of the annotations (rules in
+    :func:`check_ground_truth`); ``ids``: the image and category ids."""
+    anns, ann_ids, no_area = [], set(), 0
+    for i, a in enumerate(records):
+        where = f"{source}: annotations[{i}]"
+        _check_record(a, ("id", "image_id", "category_id", "bbox"), where)
+        if a["image_id"] not in ids["images"]:
+            raise CocoFormatError(f"{where}: image_id {a['image_id']!r} is not in 'images'")
+        if a["category_id"] not in ids["categories"]:
+            raise CocoFormatError(f"{where}: category_id {a['category_id']!r} is not in 'categories'")
+        if a["id"] in ann_ids and not reindex_ann_ids:
+            raise CocoFormatError(f"{where} repeats annotation id {a['id']!r} (ids must be unique)")
+        ann_ids.add(a["id"])
+        a = dict(a)
+        if reindex_ann_ids:
+            a["id"] = i + 1
+        a.setdefault("iscrowd", 0)
+        if not _is_number(a.get("area")):
+            a["area"] = float(a["bbox"][2] * a["bbox"][3])
+            no_area += 1
+        anns.append(a)
+    return anns, ann_ids, no_area
+
+
 def check_ground_truth(gt: Any, source: str = "<ground truth>", reindex_ann_ids: bool = False) -> dict:
     """Check a COCO ground-truth dict and return a normalised copy ready for pycocotools / faster-coco-eval.
 
@@ -147,35 +185,8 @@ def check_ground_truth(gt: Any, source: str = "<ground truth>", reindex_ann_ids:
     for key in ("images", "annotations", "categories"):
         if not isinstance(gt.get(key), list):
             raise CocoFormatError(f"{source}: missing or non-list '{key}' (keys present: {sorted(gt)})")
-    ids = {}
-    for key in ("images", "categories"):
-        seen: set[Any] = set()
-        for i, rec in enumerate(gt[key]):
-            if not isinstance(rec, dict) or "id" not in rec:
-                raise CocoFormatError(f"{source}: {key}[{i}] is not an object with an 'id'")
-            if rec["id"] in seen:
-                raise CocoFormatError(f"{source}: {key}[{i}] repeats id {rec['id']!r}")
-            seen.add(rec["id"])
-        ids[key] = seen
-    anns, ann_ids, no_area = [], set(), 0
-    for i, a in enumerate(gt["annotations"]):
-        where = f"{source}: annotations[{i}]"
-        _check_record(a, ("id", "image_id", "category_id", "bbox"), where)
-        if a["image_id"] not in ids["images"]:
-            raise CocoFormatError(f"{where}: image_id {a['image_id']!r} is not in 'images'")
-        if a["category_id"] not in ids["categories"]:
-            raise CocoFormatError(f"{where}: category_id {a['category_id']!r} is not in 'categories'")
-        if a["id"] in ann_ids and not reindex_ann_ids:
-            raise CocoFormatError(f"{where} repeats annotation id {a['id']!r} (ids must be unique)")
-        ann_ids.add(a["id"])
-        a = dict(a)
-        if reindex_ann_ids:
-            a["id"] = i + 1
-        a.setdefault("iscrowd", 0)
-        if not _is_number(a.get("area")):
-            a["area"] = float(a["bbox"][2] * a["bbox"][3])
-            no_area += 1
-        anns.append(a)
+    ids = {key: _unique_ids(gt[key], key, source) for key in ("images", "categories")}
+    anns, ann_ids, no_area = _checked_annotations(gt["annotations"], ids, source, reindex_ann_ids)
     if no_area:
         msg = f"{source}: {no_area} annotations have no 'area'; using bbox w*h for the area ranges"
         warnings.warn(msg, stacklevel=2)

@@ -62,21 +62,10 @@ def evaluate_model(
     """
     cfg = EvalConfig() if config is None else config
     dev = select_device(device)
-    rank, world = _dist()
-    shard = dataset if world == 1 else torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
-    # as yolov5's val.py: no more loader processes than CPU cores or batches (8 workers on 2 cores only thrash)
-    workers = min(cfg.workers, os.cpu_count() or 1, -(-len(shard) // cfg.batch_size))
-    loader = torch.utils.data.DataLoader(shard, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
-                                         collate_fn=collate_fn, pin_memory=dev.type == "cuda")  # fmt: skip
     cat_ids = base_dataset(dataset).cat_ids
-    part = infer(model, loader, dev, cfg, cat_ids, val_loss=val_loss)
-    parts: list[InferenceOutput] = [part]
-    if world > 1:
-        gathered: list[Any] | None = [None] * world if rank == 0 else None
-        torch.distributed.gather_object(part, gathered, dst=0)
-        if gathered is None:
-            return None
-        parts = list(gathered)
+    parts = _infer_all_ranks(model, dataset, cfg, dev, cat_ids, val_loss)
+    if parts is None:
+        return None
     results = [r for p in parts for r in p.results]
     ids = list(dict.fromkeys(i for p in parts for i in p.image_ids))
     if gt is None:
@@ -90,9 +79,32 @@ def evaluate_model(
     res = evaluate_results(gt, results, cfg, img_ids=ids)
     res.before = before
     if val_loss is not None:
-        sums = [p.loss_sum.cpu() for p in parts if p.loss_sum is not None]
-        batches = sum(p.loss_batches for p in parts)
-        res.val_loss = (torch.stack(sums).sum(0) / max(batches, 1)).tolist() if sums else [0.0, 0.0, 0.0]
+        res.val_loss = _mean_val_loss(parts)
     n = max(len(ids), 1)
-    res.speed = {k: 1000.0 * v / n for k, v in part.times.items()}  # rank 0's stages, ms per image of all ranks
+    res.speed = {k: 1000.0 * v / n for k, v in parts[0].times.items()}  # rank 0's stages, ms per image of all ranks
     return res
+
+
+def _infer_all_ranks(model: nn.Module, dataset: Any, cfg: EvalConfig, dev: torch.device, cat_ids: list[int],
+                     val_loss: Callable | None) -> list[InferenceOutput] | None:  # fmt: skip
+    """Infer this rank's shard (images ``rank, rank + world, ...``); rank 0 gets every rank's output (its own
+    first), the other ranks ``None``. One process: ``[its output]``."""
+    rank, world = _dist()
+    shard = dataset if world == 1 else torch.utils.data.Subset(dataset, range(rank, len(dataset), world))
+    # as yolov5's val.py: no more loader processes than CPU cores or batches (8 workers on 2 cores only thrash)
+    workers = min(cfg.workers, os.cpu_count() or 1, -(-len(shard) // cfg.batch_size))
+    loader = torch.utils.data.DataLoader(shard, batch_size=cfg.batch_size, shuffle=False, num_workers=workers,
+                                         collate_fn=collate_fn, pin_memory=dev.type == "cuda")  # fmt: skip
+    part = infer(model, loader, dev, cfg, cat_ids, val_loss=val_loss)
+    if world == 1:
+        return [part]
+    gathered: list[Any] | None = [None] * world if rank == 0 else None
+    torch.distributed.gather_object(part, gathered, dst=0)
+    return None if gathered is None else list(gathered)
+
+
+def _mean_val_loss(parts: list[InferenceOutput]) -> list[float]:
+    """The validation loss items averaged over the batches of all ranks (zeros when none was computed)."""
+    sums = [p.loss_sum.cpu() for p in parts if p.loss_sum is not None]
+    batches = sum(p.loss_batches for p in parts)
+    return (torch.stack(sums).sum(0) / max(batches, 1)).tolist() if sums else [0.0, 0.0, 0.0]

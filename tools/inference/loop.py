@@ -79,23 +79,11 @@ def infer(
             x = imgs.to(device, non_blocking=True).float() / 255.0
             _sync(device)
             t1 = time.perf_counter()
-            if val_loss is None:
-                pred = forward_decoded(model, x, use_amp)
-            else:
-                with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                    pred, raw = model(x, raw=True)
-                items = val_loss(raw, labels.to(device)).detach().float()
-                out.loss_sum = items if out.loss_sum is None else out.loss_sum + items
-                out.loss_batches += 1
+            pred = _forward(model, x, labels, use_amp, val_loss, out)
             _sync(device)
             t2 = time.perf_counter()
             dets = postprocess(pred, metas, cfg.conf_thres, cfg.iou_thres, cfg.max_det, multi_label)
-            for det, meta in zip(dets, metas):
-                image_id = meta_value(meta, "image_id")
-                out.image_ids.append(image_id)
-                if len(det):
-                    det = calibrate_detections(det, calibrator)
-                    out.results += detections_to_coco(det[:, :4], det[:, 4], det[:, 5], image_id, cat_ids)
+            _add_results(out, dets, metas, cat_ids, calibrator)
             t3 = time.perf_counter()
             out.times["pre"] += t1 - t0
             out.times["inference"] += t2 - t1
@@ -103,3 +91,28 @@ def infer(
     finally:
         model.train(was_training)
     return out
+
+
+def _forward(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, use_amp: bool, val_loss: Callable | None,
+             out: InferenceOutput) -> torch.Tensor:  # fmt: skip
+    """The decoded output ``[bs, N, 5 + nc]`` of images ``x`` (on the model's device); with ``val_loss``, the loss
+    items of the same forward pass on ``labels`` are added to ``out.loss_sum``."""
+    if val_loss is None:
+        return forward_decoded(model, x, use_amp)
+    with torch.autocast(x.device.type, dtype=torch.float16, enabled=use_amp):
+        pred, raw = model(x, raw=True)
+    items = val_loss(raw, labels.to(x.device)).detach().float()
+    out.loss_sum = items if out.loss_sum is None else out.loss_sum + items
+    out.loss_batches += 1
+    return pred
+
+
+def _add_results(out: InferenceOutput, dets: list[torch.Tensor], metas: list, cat_ids: Sequence[int],
+                 calibrator: Any) -> None:  # fmt: skip
+    """Append each image's id and its detections ``[k, 6]`` (calibrated, as COCO results) to ``out``."""
+    for det, meta in zip(dets, metas):
+        image_id = meta_value(meta, "image_id")
+        out.image_ids.append(image_id)
+        if len(det):
+            det = calibrate_detections(det, calibrator)
+            out.results += detections_to_coco(det[:, :4], det[:, 4], det[:, 5], image_id, cat_ids)

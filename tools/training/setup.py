@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.cache import auto_cache, ram_bytes
+from data.cache import auto_cache, ram_bytes, shape_array
 from data.datasets import build_dataset, coco_gt_for
 from detloss import LossConfig, YoloLoss, scale_yolov5_hyp
 from detloss.autoanchor import check_anchors, label_wh
@@ -39,7 +39,7 @@ def build_datasets(d: dict[str, Any], opt: TrainConfig, hyp: Hyp) -> tuple[Any, 
     val = build_dataset(d, "val", opt.imgsz, augment=False)
     cache = opt.cache
     if cache is None:  # no --cache / --no-cache: RAM when the resized images fit (data.cache.auto_cache)
-        need = sum(ram_bytes(ds.shapes.values, opt.imgsz) for ds in (train, val))
+        need = sum(ram_bytes(shape_array(ds.shapes), opt.imgsz) for ds in (train, val))
         cache = auto_cache(need)
         fits = "fit in" if cache else "do not fit in"
         print(f"--cache {cache or 'off'}: the resized images ({need / 2**30:.2f} GiB) {fits} RAM "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ from torch.utils.data import DistributedSampler
 
 def rng_state() -> dict[str, Any]:
     """torch, numpy and python RNG states as plain values (loadable with ``weights_only=True``)."""
-    np_state = np.random.get_state()
+    # legacy=True gives the tuple (name, key, pos, has_gauss, cached_gaussian) for the global MT19937 generator
+    np_state = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state(legacy=True))
     py_state = random.getstate()
     return {
         "torch": torch.get_rng_state(),
@@ -61,7 +62,7 @@ def epoch_order(dataset: Any, seed: int, epoch: int, rank: int = 0, world_size: 
     generator=...)`` draws). Several: ``DistributedSampler(shuffle=True, seed=seed)`` at ``epoch``.
     """
     if world_size > 1:
-        sampler = DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed)
+        sampler: DistributedSampler[int] = DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed)
         sampler.set_epoch(epoch)
         return list(sampler)
     return torch.randperm(len(dataset), generator=epoch_generator(seed, epoch)).tolist()
