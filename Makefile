@@ -2,7 +2,7 @@
 # Each sets up the virtual environment $(VENV) when it is missing, broken or older than setup.cfg /
 # pyproject.toml (pinned torch, then the package with its extras), and skips that when nothing changed.
 #   make train ARGS="--epochs 5"      extra flags for tools/train.py
-#   make test ARGS="-x tests/test_loss.py"   extra pytest arguments
+#   make test ARGS="-x tests/detloss/test_loss.py"   extra pytest arguments
 #   make test VENV=/tmp/ci-venv       another environment (CI points this at a fresh one)
 #   make docs                          the API reference of detloss -> build/api/index.html (pdoc: one package, no
 #                                      site config, reads our Google sections and reST roles; tools/api_docs.py

@@ -1,4 +1,12 @@
-"""Shared test setup: the repo root on sys.path (models/, data/, tools/ are used from the checkout)."""
+"""Shared test setup: the repo root on sys.path (models/, data/, tools/ are used from the checkout), and the shared
+helpers at the top of tests/ importable from every folder both as ``from builders import ...`` and as
+``from tests.builders import ...``.
+
+Layout: ``tests/<package>/`` holds the tests of ``<package>`` (``tests/detloss/``, ``tests/tools/training/``, ...);
+every folder is a Python package, so pytest's default "prepend" import mode names a test module
+``tests.<folder>.test_x`` (two files with one basename in two folders do not collide) and puts the repo root, not
+the test folder, on sys.path.
+"""
 
 import sys
 from pathlib import Path
@@ -7,8 +15,13 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+# Last on sys.path, never first: tests/data, tests/models, ... are packages too, and before the root they would
+# shadow the real data/, models/, ... (why this is not pytest's `pythonpath = ["tests"]`, which prepends).
+if str(TESTS) not in sys.path:
+    sys.path.append(str(TESTS))
 
 CUDA = torch.cuda.is_available()
 DEVICES = ["cpu"] + (["cuda"] if CUDA else [])

@@ -16,7 +16,7 @@ from data.datasets import build_dataset
 from tools import make_trees
 from tools.cli.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 XML = """<annotation><filename>{stem}.tif</filename>
 <size><width>{w}</width><height>{h}</height><depth>3</depth></size>{objects}</annotation>"""
 OBJ = "<object><name>{n}</name><difficult>0</difficult><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>" \

@@ -31,7 +31,7 @@ from tools.training.setup import TrainingError
 from tools.training.trainer import Trainer
 
 FLAGS = ("--epochs", "2", "--seed", "3", "--noval")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 from tools import eval as eval_cli
 from tools.evaluation import STAT_NAMES, EvalConfig, evaluate_results, read_json
 
-FIX = Path(__file__).resolve().parent / "fixtures" / "coco"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "coco"
 
 # From tests/fixtures/README.md (pycocotools bbox stats, 6 decimals).
 VAL2014 = [0.504581, 0.696973, 0.572982, 0.585626, 0.519400, 0.501398, 0.386813, 0.593680, 0.595353, 0.639811, 0.566421]

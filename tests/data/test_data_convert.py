@@ -12,7 +12,7 @@ from data.demo import generate_demo
 from data.report import DatasetWarning
 from data.yaml_io import load_data_yaml
 
-REAL = Path(__file__).resolve().parent / "fixtures" / "coco" / "real-images"  # see tests/fixtures/README.md
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "coco" / "real-images"  # see tests/fixtures/README.md
 
 
 def test_yolo_coco_yolo_round_trip(tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from data.letterbox import letterbox, letterbox_boxes, unletterbox_boxes
 
-REAL = Path(__file__).resolve().parent / "fixtures" / "coco" / "real-images"  # see tests/fixtures/README.md
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "coco" / "real-images"  # see tests/fixtures/README.md
 
 
 def test_landscape_to_square_by_hand():

@@ -2,8 +2,9 @@
 ``YoloLoss.from_yolov5_model(model)``: the same loss at every step and the same weights after.
 
 Runs only where the real yolov5 model code imports (``pip install yolov5==7.0.14`` with its requirements:
-pandas, requests, seaborn, ultralytics, ...); yolov5 is never a dependency of detloss. ``tests/test_yolov5_package.py``
-compares the loss values alone and needs only ``pip install yolov5==7.0.14 --no-deps``.
+pandas, requests, seaborn, ultralytics, ...); yolov5 is never a dependency of detloss.
+``tests/detloss/test_yolov5_package.py`` compares the loss values alone and needs only
+``pip install yolov5==7.0.14 --no-deps``.
 """
 
 from __future__ import annotations

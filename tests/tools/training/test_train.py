@@ -21,7 +21,7 @@ from tools.training.resume import ResumeError
 from tools.training.setup import TrainingError
 from tools.training.trainer import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def rows(run: Path) -> list[dict[str, float]]:

@@ -13,7 +13,7 @@ from data.datasets import CocoDataset
 from data.letterbox import unletterbox_boxes
 from data.report import DatasetError, DatasetNotFoundError, DatasetWarning
 
-REAL = Path(__file__).resolve().parent / "fixtures" / "coco" / "real-images"  # see tests/fixtures/README.md
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "coco" / "real-images"  # see tests/fixtures/README.md
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from tools.cli.errors import run_script
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_user_errors_become_one_line_and_exit_2(capsys):

@@ -24,7 +24,7 @@ from tools.evaluation import (
     read_json,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 FIX = ROOT / "tests" / "fixtures" / "coco"  # see tests/fixtures/README.md
 
 

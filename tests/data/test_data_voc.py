@@ -21,7 +21,7 @@ from data.report import DatasetError, DatasetReport, DatasetWarning
 from data.voc import is_voc_source, read_voc
 from data.voc_convert import voc_to_yolo, voc_xml, yolo_to_voc
 
-VOC = Path(__file__).resolve().parent / "fixtures" / "voc"
+VOC = Path(__file__).resolve().parents[1] / "fixtures" / "voc"
 NAMES = ["cat", "dog"]
 
 

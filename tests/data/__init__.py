@@ -1,0 +1,1 @@
+"""Tests of data/ (this folder mirrors the package it tests)."""

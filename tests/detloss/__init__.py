@@ -1,0 +1,1 @@
+"""Tests of detloss/ (this folder mirrors the package it tests)."""

@@ -1,0 +1,1 @@
+"""Tests of examples/ (this folder mirrors the package it tests)."""

@@ -1,0 +1,1 @@
+"""Tests of experiments/ (this folder mirrors the package it tests)."""

@@ -1,0 +1,1 @@
+"""Tests of experiments/label_smoothing/ (this folder mirrors the package it tests)."""

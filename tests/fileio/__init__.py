@@ -1,0 +1,1 @@
+"""Tests of fileio/ (this folder mirrors the package it tests)."""

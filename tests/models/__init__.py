@@ -1,0 +1,1 @@
+"""Tests of models/ (this folder mirrors the package it tests)."""

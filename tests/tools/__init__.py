@@ -1,0 +1,1 @@
+"""Tests of tools/ (this folder mirrors the package it tests)."""

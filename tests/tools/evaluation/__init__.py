@@ -1,0 +1,1 @@
+"""Tests of tools/evaluation/ (this folder mirrors the package it tests)."""

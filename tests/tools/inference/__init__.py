@@ -1,0 +1,1 @@
+"""Tests of tools/inference/ (this folder mirrors the package it tests)."""
