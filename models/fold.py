@@ -21,9 +21,7 @@ def folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     """A new ``Conv2d`` (with bias) equal to ``bn(conv(x))`` with ``bn``'s running statistics."""
     if bn.running_mean is None or bn.running_var is None:
         raise ValueError("batch norm without running statistics (track_running_stats=False) cannot be folded")
-    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
-                    conv.dilation, conv.groups, bias=True, padding_mode=conv.padding_mode)  # fmt: skip
-    out = out.to(device=conv.weight.device, dtype=conv.weight.dtype)
+    out = copy.deepcopy(conv)  # same geometry, device and dtype; its weight and bias are replaced below
     with torch.no_grad():
         scale = bn.running_var.add(bn.eps).rsqrt()
         if bn.weight is not None:
@@ -34,7 +32,7 @@ def folded_conv(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         if conv.bias is not None:
             shift = shift + conv.bias * scale
         out.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
-        out.bias.copy_(shift)
+        out.bias = nn.Parameter(shift.to(conv.weight.dtype))
     return out
 
 
