@@ -234,3 +234,22 @@ def test_packages_import_one_way(package, forbidden):
         for path in (ROOT / package).rglob("*.py")
     }
     assert not {k: v for k, v in bad.items() if v}, f"{package} imports what it must not: {bad}"
+
+
+def test_every_script_puts_the_checkout_on_sys_path_before_importing_it():
+    """``python tools/<script>.py`` from any folder: the ``sys.path.insert`` of the checkout comes before the first
+    module-level import of a checkout package (else ``ModuleNotFoundError: tools`` outside pytest, whose rootdir
+    hides it)."""
+    local = {"tools", "data", "models", "fileio", "experiments"}
+    late = []
+    for path in sorted(TOOLS.glob("*.py")):
+        insert_line = None
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if insert_line is None and "sys.path.insert" in ast.unparse(node):
+                insert_line = node.lineno
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            if any(n.split(".")[0] in local for n in names) and insert_line is None:
+                late.append(f"{path.name}:{node.lineno}")
+    assert not late, f"checkout imports before the sys.path line: {late}"

@@ -41,6 +41,7 @@ import functools
 import os
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -48,9 +49,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from detloss import LossConfig, YoloLoss
-from detloss.fused import head_view
-from tools.benchmarks.peak import parse_cpuinfo
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from detloss import LossConfig, YoloLoss  # noqa: E402  (after the sys.path line)
+from detloss.fused import head_view  # noqa: E402
+from tools.benchmarks.peak import parse_cpuinfo  # noqa: E402
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 STRIDES = (8, 16, 32)
