@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from data.augment import AugConfig
 from detloss.checks import check_number
 from detloss.config import YOLOV5_LOSS_KEYS, YOLOV5_OTHER_KEYS
 
@@ -45,19 +46,19 @@ class Hyp:
     iou_t: float = 0.20  # kept for yolov5 files; nothing reads it (yolov5 neither)
     anchor_t: float = 4.0  # anchor-multiple threshold of assignment and autoanchor
     fl_gamma: float = 0.0
-    hsv_h: float = 0.015  # augmentation (data.augment.AugConfig checks their ranges)
-    hsv_s: float = 0.7
-    hsv_v: float = 0.4
-    degrees: float = 0.0
-    translate: float = 0.1
-    scale: float = 0.5
-    shear: float = 0.0
-    perspective: float = 0.0
-    flipud: float = 0.0
-    fliplr: float = 0.5
-    mosaic: float = 1.0
-    mixup: float = 0.0
-    copy_paste: float = 0.0
+    hsv_h: float = AugConfig.hsv_h  # augmentation: data.augment.AugConfig's defaults, which checks their ranges
+    hsv_s: float = AugConfig.hsv_s
+    hsv_v: float = AugConfig.hsv_v
+    degrees: float = AugConfig.degrees
+    translate: float = AugConfig.translate
+    scale: float = AugConfig.scale
+    shear: float = AugConfig.shear
+    perspective: float = AugConfig.perspective
+    flipud: float = AugConfig.flipud
+    fliplr: float = AugConfig.fliplr
+    mosaic: float = AugConfig.mosaic
+    mixup: float = AugConfig.mixup
+    copy_paste: float = AugConfig.copy_paste
 
     def __post_init__(self) -> None:
         for f in fields(self):

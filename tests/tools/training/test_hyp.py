@@ -24,7 +24,7 @@ def test_defaults_are_hyp_scratch_low():
 
 
 def test_augmentation_defaults_equal_the_datasets():
-    """The augmentation keys are written twice (the hyp table, data.augment.AugConfig): they must agree."""
+    """Hyp's augmentation defaults are data.augment.AugConfig's (read from it): the two tables agree."""
     from data.augment import AugConfig
 
     aug = dataclasses.asdict(AugConfig())
