@@ -55,6 +55,7 @@ if __package__ in (None, ""):
 from detloss import LossConfig, YoloLoss  # noqa: E402  (after the sys.path line)
 from detloss.fused import head_view  # noqa: E402
 from tools.benchmarks.peak import parse_cpuinfo  # noqa: E402
+from tools.benchmarks.step import random_targets  # noqa: E402
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 STRIDES = (8, 16, 32)
@@ -67,15 +68,6 @@ def preset_config(name: str) -> LossConfig:
     if name == "online":
         return LossConfig(check_finite=False, label_smoothing=0.1, label_smoothing_kind="online")
     return LossConfig.preset(name, check_finite=False)
-
-
-def make_targets(bs: int, per_image: int, nc: int, gen: torch.Generator) -> Tensor:
-    n = bs * per_image
-    wh = torch.rand(n, 2, generator=gen) * 0.4 + 0.01
-    xy = wh / 2 + torch.rand(n, 2, generator=gen) * (1 - wh)
-    img = torch.arange(bs).repeat_interleave(per_image).float()
-    cls = torch.randint(0, nc, (n,), generator=gen).float()
-    return torch.cat((img[:, None], cls[:, None], xy, wh), 1)
 
 
 class Inputs:
@@ -163,7 +155,7 @@ def run_case(bs: int, img: int, per_image: int, kind: str, args: argparse.Namesp
     dev = torch.device(args.device)
     nc, na = args.classes, 3
     inp = Inputs(kind, bs, img, nc, na, args.head_channels, dev, seed=bs + per_image)
-    targets = make_targets(bs, per_image, nc, torch.Generator().manual_seed(1)).to(dev)
+    targets = random_targets(bs, per_image, nc, torch.Generator().manual_seed(1)).to(dev)
     cfg = LossConfig(check_finite=False)
     losses = {"ref": YoloLoss(ANCHORS, STRIDES, nc, cfg.replace(impl="reference")).to(dev),
               "fused": YoloLoss(ANCHORS, STRIDES, nc, cfg).to(dev)}  # fmt: skip
