@@ -75,3 +75,12 @@ def test_batch_grid_draws_the_targets_where_they_are():
     assert grid[round(32 * s), round(16 * s)].sum() > 0  # left edge of the box, mid height
     assert grid[round(32 * s), round(32 * s)].sum() == 0  # centre of the box stays black
     assert grid[round(56 * s), round(32 * s)].sum() == 0  # below the box
+
+
+def test_labels_plot_title_counts_ignore_regions_apart():
+    import numpy as np
+
+    from tools.detection.labelplot import count_title
+
+    assert count_title(np.array([0, 1, -1, 0, -1]), 3) == "3 boxes (+ 2 ignore regions) in 3 images"
+    assert count_title(np.array([2]), 1) == "1 boxes in 1 images"

@@ -31,6 +31,13 @@ def save_figure_jpg(fig: Any, path: str | os.PathLike[str], dpi: int = DPI) -> P
     return write_image(path, cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR))
 
 
+def count_title(cls: np.ndarray, n_images: int) -> str:
+    """``labels.jpg``'s headline: the boxes (class >= 0) and, apart, the ignore regions (class -1 rows)."""
+    n_ignore = int((cls < 0).sum())
+    ignored = f" (+ {n_ignore} ignore regions)" if n_ignore else ""
+    return f"{int((cls >= 0).sum())} boxes{ignored} in {n_images} images"
+
+
 def plot_labels(labels: Sequence[np.ndarray], names: Sequence[str], path: str | os.PathLike[str]) -> Path:
     """``labels.jpg``: instances per class, up to 1000 boxes drawn centred, box centres and box sizes.
 
@@ -50,7 +57,7 @@ def plot_labels(labels: Sequence[np.ndarray], names: Sequence[str], path: str | 
     colours = [tuple(v / 255 for v in class_colour(c)[::-1]) for c in range(nc)]
     a_hist.bar(range(nc), counts, color=colours)
     a_hist.set_xticks(range(nc), list(names), rotation=90 if nc > 6 else 0, fontsize=7 if nc > 20 else 9)
-    a_hist.set(ylabel="instances", title=f"{len(lab)} boxes in {len(rows)} images")
+    a_hist.set(ylabel="instances", title=count_title(cls, len(rows)))
     for c, _, _, w, h in lab[:1000]:
         a_box.add_patch(Rectangle((0.5 - w / 2, 0.5 - h / 2), w, h, fill=False, linewidth=0.6,
                                   edgecolor=colours[int(c)] if 0 <= c < nc else "gray", alpha=0.6))  # fmt: skip

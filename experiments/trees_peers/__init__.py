@@ -1,0 +1,1 @@
+"""Trees against the peers at equal wall-clock (README.md here); the scripts run from the checkout."""
