@@ -13,6 +13,8 @@ Layer numbers in the comments are the cfg's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -26,7 +28,28 @@ def _check_mult(width: float, depth: float) -> None:
         check_number(v, f"{name} multiplier", 0.0, 4.0, lo_open=True)
 
 
-class YoloV3TinyBody(nn.Module):
+class _TinyNeck(nn.Module):
+    """The two-level neck darknet's yolov3-tiny and yolov4-tiny share: ``head5`` (3x3 on the stride-32 map), a
+    ``lateral`` 1x1 conv + 2x upsample of the same map, concatenated with the stride-16 skip and ``head4`` (3x3).
+    The bodies call :meth:`_build_neck` where they built these layers before (the state_dict keys stay)."""
+
+    head5: ConvBNLeaky
+    lateral: nn.Sequential
+    head4: ConvBNLeaky
+    out_channels: tuple[int, int]
+
+    def _build_neck(self, ch: Callable[[int], int]) -> None:
+        self.head5 = ConvBNLeaky(ch(256), ch(512), 3)
+        self.lateral = nn.Sequential(ConvBNLeaky(ch(256), ch(128), 1), nn.Upsample(scale_factor=2.0))
+        self.head4 = ConvBNLeaky(ch(128) + ch(256), ch(256), 3)
+        self.out_channels = (ch(256), ch(512))
+
+    def _neck(self, top: Tensor, skip: Tensor) -> tuple[Tensor, Tensor]:
+        """``(p4, p5)`` from the stride-32 map ``top`` (256 channels at width 1) and the stride-16 ``skip``."""
+        return self.head4(torch.cat((self.lateral(top), skip), 1)), self.head5(top)
+
+
+class YoloV3TinyBody(_TinyNeck):
     """darknet ``yolov3-tiny.cfg`` layers 0-14 and 17-21 (everything but the two 1x1 detection convs).
 
     Only a width multiplier: the network has no repeated blocks for a depth multiplier to scale.
@@ -54,20 +77,14 @@ class YoloV3TinyBody(nn.Module):
             ConvBNLeaky(ch(512), ch(1024), 3),  # 12
             ConvBNLeaky(ch(1024), ch(256), 1),  # 13
         )
-        self.head5 = ConvBNLeaky(ch(256), ch(512), 3)  # 14 (-> detection conv 15)
-        self.lateral = nn.Sequential(ConvBNLeaky(ch(256), ch(128), 1), nn.Upsample(scale_factor=2.0))  # 17-19
-        self.head4 = ConvBNLeaky(ch(128) + ch(256), ch(256), 3)  # 20 route -1,8; 21 (-> detection conv 22)
-        self.out_channels = (ch(256), ch(512))
+        self._build_neck(ch)  # 14 (-> detection conv 15); 17-19; 20 route -1,8; 21 (-> detection conv 22)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         c8 = self.to_p4(x)
-        c13 = self.to_p5(c8)
-        p5 = self.head5(c13)
-        p4 = self.head4(torch.cat((self.lateral(c13), c8), 1))
-        return p4, p5
+        return self._neck(self.to_p5(c8), c8)
 
 
-class YoloV4TinyBody(nn.Module):
+class YoloV4TinyBody(_TinyNeck):
     """darknet ``yolov4-tiny.cfg`` layers 0-28 and 31-35 (everything but the two 1x1 detection convs)."""
 
     def __init__(self, width: float = 1.0, depth: float = 1.0) -> None:
@@ -87,16 +104,10 @@ class YoloV4TinyBody(nn.Module):
             ConvBNLeaky(self.csp3.c_out, ch(512), 3),  # 26
             ConvBNLeaky(ch(512), ch(256), 1),  # 27
         )
-        self.head5 = ConvBNLeaky(ch(256), ch(512), 3)  # 28 (-> detection conv 29)
-        self.lateral = nn.Sequential(ConvBNLeaky(ch(256), ch(128), 1), nn.Upsample(scale_factor=2.0))  # 31-33
-        self.head4 = ConvBNLeaky(ch(128) + ch(256), ch(256), 3)  # 34 route -1,23; 35 (-> detection conv 36)
-        self.out_channels = (ch(256), ch(512))
+        self._build_neck(ch)  # 28 (-> detection conv 29); 31-33; 34 route -1,23; 35 (-> detection conv 36)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         y, _ = self.csp1(self.stem(x))
         y, _ = self.csp2(self.pool(y))
         y, f23 = self.csp3(self.pool(y))
-        c27 = self.to_p5(self.pool(y))
-        p5 = self.head5(c27)
-        p4 = self.head4(torch.cat((self.lateral(c27), f23), 1))
-        return p4, p5
+        return self._neck(self.to_p5(self.pool(y)), f23)
