@@ -16,11 +16,12 @@ if __package__ in (None, ""):  # run as a script from a checkout: make models/, 
 
 from fileio import atomic_write  # noqa: E402
 from tools.cli.errors import InputError, as_input_error  # noqa: E402
+from tools.cli.runs import increment_path  # noqa: E402
 from tools.training import dist  # noqa: E402
 from tools.training.config import TrainConfig, check_world_size  # noqa: E402
 from tools.training.hyp import Hyp, check_hyp, load_hyp  # noqa: E402
 from tools.training.options import DEMO_DEFAULTS, OTHER_DEFAULTS, parse_opt  # noqa: E402
-from tools.training.runs import increment_path, latest_run  # noqa: E402
+from tools.training.runs import latest_run  # noqa: E402
 
 __all__ = ["DEMO_DEFAULTS", "OTHER_DEFAULTS", "cli", "main", "parse_opt", "run"]
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from fileio import atomic_write
-from tools.cli.runs import increment_path  # noqa: F401 (its home; train.py imports it from here)
 
 
 def save_yaml(path: str | Path, data: dict[str, Any]) -> Path:
