@@ -7,17 +7,19 @@ Used from a checkout (not installed); imports ``detloss`` and torch/torchvision 
 """
 
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
-from .detector import MODEL_CFGS, TINY_ANCHORS, Detector, build_model
+from .detector import MODEL_CFGS, P3_P5_ANCHORS, TINY_ANCHORS, Detector, build_model, cfg_strides
 from .head import Detect
 from .postprocess import non_max_suppression
 from .profile import count_flops, count_params
 
 __all__ = [
     "MODEL_CFGS",
+    "P3_P5_ANCHORS",
     "TINY_ANCHORS",
     "Detect",
     "Detector",
     "build_model",
+    "cfg_strides",
     "count_flops",
     "count_params",
     "load_checkpoint",

@@ -7,8 +7,10 @@ Channel counts are the published ones times ``width`` (rounded up to a multiple 
 ``make_divisible``); ``depth`` scales the number of 3x3 convs inside each yolov4-tiny CSP block
 (2 in the published model). ``width = depth = 1`` gives exactly the darknet networks.
 
-Sources (topology only): AlexeyAB darknet ``cfg/yolov3-tiny.cfg`` and ``cfg/yolov4-tiny.cfg``.
-Layer numbers in the comments are the cfg's.
+:class:`YoloV4Tiny3lBody` adds a stride-8 level for small objects and returns ``(p3, p4, p5)``.
+
+Sources (topology only): AlexeyAB darknet ``cfg/yolov3-tiny.cfg``, ``cfg/yolov4-tiny.cfg`` and
+``cfg/yolov4-tiny-3l.cfg``. Layer numbers in the comments are the cfg's.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class _TinyNeck(nn.Module):
     head5: ConvBNLeaky
     lateral: nn.Sequential
     head4: ConvBNLeaky
-    out_channels: tuple[int, int]
+    out_channels: tuple[int, ...]
 
     def _build_neck(self, ch: Callable[[int], int]) -> None:
         self.head5 = ConvBNLeaky(ch(256), ch(512), 3)
@@ -111,3 +113,30 @@ class YoloV4TinyBody(_TinyNeck):
         y, _ = self.csp2(self.pool(y))
         y, f23 = self.csp3(self.pool(y))
         return self._neck(self.to_p5(self.pool(y)), f23)
+
+
+class YoloV4Tiny3lBody(YoloV4TinyBody):
+    """yolov4-tiny with a third, stride-8 level, after darknet ``cfg/yolov4-tiny-3l.cfg``.
+
+    The stride-16 output ``p4`` goes through a 1x1 conv (64 channels at width 1) and a 2x upsample, is
+    concatenated with the fuse conv of the second CSP block (layer 15, 128 channels, stride 8) and a 3x3 conv
+    (128) gives ``p3``. Returns ``(p3 [bs, c3, H/8, W/8], p4, p5)``; ``out_channels = (c3, c4, c5)``.
+    Objects of 8-30 px fall on the stride-8 level, which the two-level models see only at stride 16.
+    """
+
+    def __init__(self, width: float = 1.0, depth: float = 1.0) -> None:
+        super().__init__(width, depth)
+
+        def ch(c: int) -> int:
+            return make_divisible(c * width)
+
+        self.lateral3 = nn.Sequential(ConvBNLeaky(ch(256), ch(64), 1), nn.Upsample(scale_factor=2.0))
+        self.head3 = ConvBNLeaky(ch(64) + self.csp2.fuse.conv.out_channels, ch(128), 3)
+        self.out_channels = (ch(128), *self.out_channels)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # type: ignore[override]
+        y, _ = self.csp1(self.stem(x))
+        y, f15 = self.csp2(self.pool(y))
+        y, f23 = self.csp3(self.pool(y))
+        p4, p5 = self._neck(self.to_p5(self.pool(y)), f23)
+        return self.head3(torch.cat((self.lateral3(p4), f15), 1)), p4, p5

@@ -1,15 +1,19 @@
 """Detector: a darknet tiny body + :class:`models.head.Detect`, selected by name with :func:`build_model`.
 
-Configurations (``MODEL_CFGS``), all two-level (strides 16 and 32), three anchors a level:
+Configurations (``MODEL_CFGS``), three anchors a level:
 
 * ``"yolov3-tiny"``: darknet ``cfg/yolov3-tiny.cfg`` (8.9 M parameters, 5.6 GFLOPs at 416, nc 80).
 * ``"yolov4-tiny"``: darknet ``cfg/yolov4-tiny.cfg`` (6.1 M parameters, 6.9 GFLOPs at 416, nc 80).
 * ``"yolov4-tiny-n"``: yolov4-tiny at width 0.25 (every channel count / 4), for CPU-sized runs.
 * ``"yolov4-tiny-s"``: yolov4-tiny at width 0.5 (channel counts / 2; about 4x the FLOPs of ``-n``).
+* ``"yolov4-tiny-3l-s"``: ``-s`` with a third, stride-8 level (:class:`models.darknet_tiny.YoloV4Tiny3lBody`),
+  for small objects (8-30 px).
 
-Default anchors (pixels) are darknet's tiny anchors: ``10,14 23,27 37,58`` on stride 16 and
-``81,82 135,169 344,319`` on stride 32. (darknet's yolov4-tiny.cfg itself uses ``mask=1,2,3`` on the
-stride-16 level, i.e. ``23,27 37,58 81,82``; pass ``anchors=`` to reproduce that.)
+The two-level models (strides 16 and 32) default to darknet's tiny anchors: ``10,14 23,27 37,58`` on stride 16
+and ``81,82 135,169 344,319`` on stride 32. (darknet's yolov4-tiny.cfg itself uses ``mask=1,2,3`` on the
+stride-16 level, i.e. ``23,27 37,58 81,82``; pass ``anchors=`` to reproduce that.) The three-level model
+(strides 8, 16, 32) defaults to yolov5's P3-P5 anchors (ultralytics yolov5 ``models/yolov5s.yaml``):
+``10,13 16,30 33,23``, ``30,61 62,45 59,119``, ``116,90 156,198 373,326``.
 """
 
 from __future__ import annotations
@@ -23,11 +27,13 @@ from detloss.checks import check_choice, check_int, check_number
 from detloss.decode import DECODE_STYLES
 from detloss.validate import parse_anchors
 
-from .darknet_tiny import YoloV3TinyBody, YoloV4TinyBody
+from .darknet_tiny import YoloV3TinyBody, YoloV4Tiny3lBody, YoloV4TinyBody
 from .head import Detect
 
 STRIDES = (16.0, 32.0)
+STRIDES_3L = (8.0, 16.0, 32.0)
 TINY_ANCHORS = ((10, 14, 23, 27, 37, 58), (81, 82, 135, 169, 344, 319))
+P3_P5_ANCHORS = ((10, 13, 16, 30, 33, 23), (30, 61, 62, 45, 59, 119), (116, 90, 156, 198, 373, 326))
 MAX_STRIDE = 32
 
 _BODIES: dict[str, Callable[[], YoloV3TinyBody | YoloV4TinyBody]] = {
@@ -35,20 +41,34 @@ _BODIES: dict[str, Callable[[], YoloV3TinyBody | YoloV4TinyBody]] = {
     "yolov4-tiny": lambda: YoloV4TinyBody(width=1.0, depth=1.0),
     "yolov4-tiny-n": lambda: YoloV4TinyBody(width=0.25, depth=1.0),
     "yolov4-tiny-s": lambda: YoloV4TinyBody(width=0.5, depth=1.0),
+    "yolov4-tiny-3l-s": lambda: YoloV4Tiny3lBody(width=0.5, depth=1.0),
 }
 MODEL_CFGS = tuple(_BODIES)
+_THREE_LEVEL = frozenset({"yolov4-tiny-3l-s"})
+
+
+def cfg_strides(cfg: str) -> tuple[float, ...]:
+    """The detection strides of a configuration: ``(8, 16, 32)`` for the ``-3l`` models, else ``(16, 32)``."""
+    return STRIDES_3L if cfg in _THREE_LEVEL else STRIDES
+
+
+def default_anchors(cfg: str) -> tuple[tuple[int, ...], ...]:
+    """A configuration's default anchors (pixels, one row of ``w, h`` pairs a level); see the module docstring."""
+    return P3_P5_ANCHORS if cfg in _THREE_LEVEL else TINY_ANCHORS
 
 
 class Detector(nn.Module):
-    """A YOLO-style detector with two detection levels.
+    """A YOLO-style detector with two or three detection levels.
 
     Attributes:
         cfg_name: one of ``MODEL_CFGS``; nc: number of classes; names: ``list[str]`` of length nc.
-        strides: ``[16.0, 32.0]``; decode: ``"yolov5" | "darknet"``; scale_x_y: float.
+        strides: ``[16.0, 32.0]`` (``[8.0, 16.0, 32.0]`` for ``-3l``).
+        decode: ``"yolov5" | "darknet"``; scale_x_y: float.
         anchors_px: ``Tensor[nl, na, 2]`` anchor ``(w, h)`` in pixels (the head's buffer).
 
     ``forward(x)``: ``x`` float ``Tensor[bs, 3, H, W]`` in 0..1, H and W multiples of 32. Training mode
-    returns per-level logits ``[Tensor[bs, na, H/16, W/16, 5 + nc], Tensor[bs, na, H/32, W/32, 5 + nc]]``;
+    returns per-level logits ``[Tensor[bs, na, H/16, W/16, 5 + nc], Tensor[bs, na, H/32, W/32, 5 + nc]]`` (with
+    ``Tensor[bs, na, H/8, W/8, 5 + nc]`` first for ``-3l``);
     eval mode ``Tensor[bs, N, 5 + nc]`` ``[x1, y1, x2, y2 (input pixels), obj, cls scores...]`` (sigmoids), and
     with ``forward(x, raw=True)`` the pair ``(that tensor, the training-mode logits)``.
     """
@@ -65,7 +85,7 @@ class Detector(nn.Module):
         super().__init__()
         self.cfg_name, self.nc, self.names = cfg_name, nc, list(names)
         self.body = _BODIES[cfg_name]()
-        self.head = Detect(self.body.out_channels, nc, anchors_px, STRIDES, decode, scale_x_y)
+        self.head = Detect(self.body.out_channels, nc, anchors_px, cfg_strides(cfg_name), decode, scale_x_y)
 
     @property
     def anchors_px(self) -> Tensor:
@@ -134,8 +154,8 @@ def build_model(
         names: class names (``nc`` strings); default ``["class0", ...]``.
         decode: ``"yolov5"`` or ``"darknet"``, the box decode of eval mode; use the same in ``LossConfig``.
         scale_x_y: darknet xy scale, finite and >= 1 (yolov4-tiny.cfg uses 1.05).
-        anchors: pixels, 2 levels: ``[[w, h, w, h, w, h], [...]]``, ``[[[w, h], ...], ...]`` or ``Tensor[2, na, 2]``;
-            default the tiny anchors ``TINY_ANCHORS``.
+        anchors: pixels, one row a level: ``[[w, h, w, h, w, h], [...]]``, ``[[[w, h], ...], ...]`` or
+            ``Tensor[nl, na, 2]``; default :func:`default_anchors` (``TINY_ANCHORS``, ``P3_P5_ANCHORS`` for ``-3l``).
     """
     check_choice(cfg, "model cfg", MODEL_CFGS)
     check_int(nc, "nc (number of classes)", lo=1)
@@ -147,7 +167,8 @@ def build_model(
         raise ValueError(f"names has {len(names)} entries for nc={nc} classes")
     check_choice(decode, "decode style", DECODE_STYLES)
     check_number(scale_x_y, "scale_x_y", lo=1.0)
-    a = parse_anchors(TINY_ANCHORS if anchors is None else anchors)
-    if a.shape[0] != len(STRIDES):
-        raise ValueError(f"{cfg} has {len(STRIDES)} detection levels (strides {STRIDES}); anchors give {a.shape[0]}")
+    a = parse_anchors(default_anchors(cfg) if anchors is None else anchors)
+    strides = cfg_strides(cfg)
+    if a.shape[0] != len(strides):
+        raise ValueError(f"{cfg} has {len(strides)} detection levels (strides {strides}); anchors give {a.shape[0]}")
     return Detector(cfg, nc, list(names), a, decode, float(scale_x_y))

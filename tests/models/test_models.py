@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from detloss import LossConfig, YoloLoss, decode_grid
-from models import MODEL_CFGS, TINY_ANCHORS, build_model, count_flops, count_params
+from models import MODEL_CFGS, P3_P5_ANCHORS, TINY_ANCHORS, build_model, cfg_strides, count_flops, count_params
 from models.darknet_tiny import YoloV4TinyBody
 from models.layers import CSPTinyBlock, MaxPoolSame
 
@@ -65,12 +65,12 @@ def test_width_multiplier_quarter_channels():
 def test_output_shapes(cfg):
     m = build_model(cfg, 3)
     x = torch.rand(2, 3, 64, 96)
-    p16, p32 = m(x)
-    assert p16.shape == (2, 3, 4, 6, 8) and p32.shape == (2, 3, 2, 3, 8)
+    grids = [(64 // int(s), 96 // int(s)) for s in m.strides]
+    assert [p.shape for p in m(x)] == [(2, 3, ny, nx, 8) for ny, nx in grids]
     m.eval()
     with torch.no_grad():
         y = m(x)
-    assert y.shape == (2, 3 * (4 * 6 + 2 * 3), 8)
+    assert y.shape == (2, 3 * sum(ny * nx for ny, nx in grids), 8)
     assert ((y[..., 4:] > 0) & (y[..., 4:] < 1)).all()
     assert (y[..., 2:4] > y[..., 0:2]).all()  # x2 > x1, y2 > y1
 
@@ -87,6 +87,21 @@ def test_attributes_and_bias_init():
     assert torch.allclose(b16[:, 4], torch.tensor(-5.298317)) and torch.allclose(b32[:, 4], torch.tensor(-3.912023))
     assert torch.allclose(b16[:, 5:], torch.tensor(-4.880274))
     assert (b16[:, :4] == 0).all()
+
+
+def test_three_level_model():
+    m = build_model("yolov4-tiny-3l-s", 2)
+    assert m.strides == [8.0, 16.0, 32.0] and cfg_strides("yolov4-tiny-3l-s") == (8.0, 16.0, 32.0)
+    assert m.anchors_px.flatten(1).tolist() == [list(map(float, a)) for a in P3_P5_ANCHORS]
+    assert m.body.out_channels == (64, 128, 256)  # width 0.5 of darknet's 128 / 256 / 512
+    # the stride-8 branch is all that the -s body gains (a conv + BN each: 6 keys, and a third detection conv)
+    two = build_model("yolov4-tiny-s", 2).state_dict()
+    extra = [k for k in m.state_dict() if k not in two]
+    assert len(extra) == 14 and all(k.startswith(("body.lateral3.", "body.head3.", "head.m.2.")) for k in extra)
+    b8 = m.head.m[0].bias.view(3, 7)
+    assert torch.allclose(b8[:, 4], torch.tensor(math.log(8 / 80**2)))  # log(8 / (640/8)^2)
+    with pytest.raises(ValueError, match="3 detection levels"):
+        build_model("yolov4-tiny-3l-s", 2, anchors=TINY_ANCHORS)
 
 
 def test_maxpool_same_ignores_outside():
