@@ -20,7 +20,8 @@ from builders import (
 from loss_oracle import OracleLoss
 
 from detloss import LossConfig, YoloLoss, assign_darknet, assign_yolov5, scale_yolov5_hyp
-from detloss.fused_bce import bce_grad, bce_sum, bce_value, class_grad_, class_row_losses
+from detloss.fused import IGNORED_LOGIT
+from detloss.fused_bce import bce_grad, bce_sum, bce_value, class_grad_, class_row_losses, softplus_sum
 from detloss.terms import bce_terms
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -191,6 +192,22 @@ def test_closed_form_bce_matches_autograd():
             torch.testing.assert_close(bce_grad(x.detach(), t, pw, gamma), g, rtol=1e-8, atol=1e-12)
     sat = torch.tensor([-200.0, 200.0])  # sigmoid saturates: m = 0 with gamma < 1 stays finite
     assert torch.isfinite(bce_grad(sat, torch.tensor([0.0, 1.0]), 1.0, 0.5)).all()
+
+
+def test_softplus_sum_fp32_against_float64():
+    """The sigmoid/log form of sum softplus: fp32 within summation error of float64 softplus, over an objectness-like
+    grid (most logits near -7, ignored cells at IGNORED_LOGIT, a few large positives) and per row of class logits."""
+    gen = torch.Generator().manual_seed(5)
+    grid = torch.randn(300_000, generator=gen) - 7.0
+    grid[::97] = IGNORED_LOGIT
+    grid[::1009] = 40.0
+    grid[5] = 0.0
+    ref = torch.nn.functional.softplus(grid.double()).sum()
+    torch.testing.assert_close(softplus_sum(grid).double(), ref, rtol=2e-6, atol=0)
+    assert softplus_sum(torch.full((4,), IGNORED_LOGIT)).item() == 0.0  # exactly: an ignored cell adds nothing
+    rows = torch.randn(50, 80, generator=gen) * 6
+    ref_rows = torch.nn.functional.softplus(rows.double()).sum(1)
+    torch.testing.assert_close(softplus_sum(rows, 1).double(), ref_rows, rtol=1e-6, atol=0)
 
 
 @pytest.mark.parametrize("pw,gamma", [(1.0, 0.0), (1.7, 0.0), (1.0, 1.5)])
