@@ -161,8 +161,13 @@ def write_meta(out: Path, names: list[str], opt: argparse.Namespace) -> None:
 
     from fileio import atomic_write
 
-    data = {"train": "images/train", "val": "images/val", "val_full": "images/val_full", "names": names,
-            "imgsz": -(-opt.tile // 32) * 32}  # the trainer's default --imgsz: tiles at native resolution
+    data = {
+        "train": "images/train",
+        "val": "images/val",
+        "val_full": "images/val_full",
+        "names": names,
+        "imgsz": -(-opt.tile // 32) * 32,
+    }  # the trainer's default --imgsz: tiles at native resolution
     atomic_write(out / "trees.yaml", yaml.safe_dump(data, sort_keys=False))
     train = [s for s in opt.scenes if s != opt.val_scene]
     atomic_write(out / "SOURCE.md", SOURCE_MD.format(

@@ -33,10 +33,16 @@ def test_program_errors_keep_their_traceback():
         run_script("x.py", lambda: (_ for _ in ()).throw(RuntimeError("x")), also=(RuntimeError,))
 
 
-@pytest.mark.parametrize("script, extra", [
-    ("eval.py", []), ("export.py", []), ("calibrate.py", []), ("class_scores.py", []),
-    ("detect.py", ["--source", "{image}"]),
-])
+@pytest.mark.parametrize(
+    "script, extra",
+    [
+        ("eval.py", []),
+        ("export.py", []),
+        ("calibrate.py", []),
+        ("class_scores.py", []),
+        ("detect.py", ["--source", "{image}"]),
+    ],
+)
 def test_a_missing_weights_file_is_reported_by_every_script(script, extra, tmp_path, monkeypatch, capsys):
     import cv2
     import numpy as np

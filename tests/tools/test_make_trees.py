@@ -63,8 +63,13 @@ def test_split_by_scene_tiles_and_whole_val_scene(tmp_path, capsys):
     np.testing.assert_allclose(rows, [[0, 14 / 64, 20 / 64, 20 / 64, 20 / 64], [-1, 44 / 64, 62 / 64, 20 / 64, 4 / 64]],
                                atol=1e-6)  # fmt: skip
     d = yaml.safe_load(y.read_text())
-    assert d == {"train": "images/train", "val": "images/val", "val_full": "images/val_full", "names": ["tree"],
-                 "imgsz": 64}  # --tile 64: the trainer trains at the tiles' native size
+    assert d == {
+        "train": "images/train",
+        "val": "images/val",
+        "val_full": "images/val_full",
+        "names": ["tree"],
+        "imgsz": 64,
+    }  # --tile 64: the trainer trains at the tiles' native size
     full = build_dataset(y, "val_full", 64)
     assert full.report.boxes == 2 and full.shapes[0] == (40, 50)
     assert "Split by scene" in (out / "SOURCE.md").read_text() and "val is `B`" in (out / "SOURCE.md").read_text()

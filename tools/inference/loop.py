@@ -1,8 +1,10 @@
 """A model over a loader of dataset batches -> COCO results, with the stage times and, if asked, the val losses.
 
 Pipeline (yolov5 ``val.py`` defaults, :class:`tools.evaluation.config.EvalConfig`): batched letterboxed images
--> ``model.eval()`` decoded output ``[bs, N, 5 + nc]`` -> :func:`tools.inference.postprocess.postprocess`
-(NMS, boxes back to original-image pixels) -> COCO results with ``category_id = cat_ids[cls]``.
+-> decoded output ``[bs, N, 5 + nc]`` of the model in eval mode, its convs and batch norms folded into one conv
+each (:func:`models.fold.folded_for_eval`, a copy: the caller's model is not touched)
+-> :func:`tools.inference.postprocess.postprocess` (NMS, boxes back to original-image pixels) -> COCO results
+with ``category_id = cat_ids[cls]``.
 
 Validation losses come from the same forward pass when a ``val_loss`` callable is given: the model is
 called as ``model(x, raw=True)`` and returns the decoded boxes together with the per-level logits.
@@ -18,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from models.fold import folded_for_eval
 from tools.evaluation.cocojson import detections_to_coco
 from tools.evaluation.config import EvalConfig
 
@@ -71,6 +74,7 @@ def infer(
     device = select_device(device)
     was_training = model.training
     model.eval()
+    run = folded_for_eval(model)  # an eval-mode copy, one conv for each conv + batch norm
     out = InferenceOutput()
     use_amp = cfg.half and device.type == "cuda"
     try:
@@ -79,7 +83,7 @@ def infer(
             x = imgs.to(device, non_blocking=True).float() / 255.0
             _sync(device)
             t1 = time.perf_counter()
-            pred = _forward(model, x, labels, use_amp, val_loss, out)
+            pred = _forward(run, x, labels, use_amp, val_loss, out)
             _sync(device)
             t2 = time.perf_counter()
             dets = postprocess(pred, metas, cfg.conf_thres, cfg.iou_thres, cfg.max_det, multi_label)

@@ -30,8 +30,8 @@ def load_weights(weights: str | os.PathLike[str], device: torch.device) -> tuple
     the post-hoc calibrator state it carries (``tools/calibrate.py``; None when it has none).
 
     ``.onnx``: an :class:`tools.inference.onnx_runtime.OnnxDetector`, ``imgsz`` and calibrator from the
-    export's metadata. Else a ``models.Detector`` from the checkpoint (EMA weights when present) and
-    :func:`checkpoint_imgsz`.
+    export's metadata. Else a ``models.Detector`` from the checkpoint (EMA weights when present), its convs and
+    batch norms folded for inference (:func:`models.fold.folded_for_eval`), and :func:`checkpoint_imgsz`.
     """
     if is_onnx(weights):
         from .onnx_runtime import OnnxDetector
@@ -39,6 +39,8 @@ def load_weights(weights: str | os.PathLike[str], device: torch.device) -> tuple
         onnx_model = OnnxDetector(weights, device)
         return onnx_model, onnx_model.imgsz[0], onnx_model.calibrator
     from models.checkpoint import checkpoint_calibrator, load_checkpoint, load_model
+    from models.fold import folded_for_eval
 
     ckpt = load_checkpoint(weights, map_location="cpu")
-    return load_model(ckpt, map_location=device), checkpoint_imgsz(ckpt), checkpoint_calibrator(ckpt)
+    model = folded_for_eval(load_model(ckpt, map_location=device))
+    return model, checkpoint_imgsz(ckpt), checkpoint_calibrator(ckpt)

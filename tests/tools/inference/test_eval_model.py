@@ -210,3 +210,26 @@ def test_distributed_shards_equal_single_process(demo, tmp_path):
     assert dist_res["images"] == single.n_images == 8
     assert dist_res["detections"] == single.n_detections
     assert dist_res["stats"] == pytest.approx(single.stats, abs=1e-9)
+
+
+def test_inference_runs_the_folded_model_and_leaves_the_callers(demo, monkeypatch):
+    """load_weights gives a model with no batch norm left (folded); infer folds a copy of a training model and gives
+    its results, leaving the model in training mode with its batch norms and weights."""
+    from data.datasets import collate_fn
+    from tools.inference.weights import load_weights
+
+    loaded, imgsz, _ = load_weights(demo["weights"], torch.device("cpu"))
+    assert imgsz == 640 and not any(isinstance(m, nn.BatchNorm2d) for m in loaded.modules())
+    data = demo["data"]
+    ds = build_dataset(data, "val", IMGSZ, augment=False)
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate_fn)
+    torch.manual_seed(0)
+    model = build_model("yolov4-tiny-n", nc=len(data["names"]), names=data["names"]).train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = EvalConfig(conf_thres=0.0, max_det=5)
+    res = infer(model, loader, "cpu", cfg, cat_ids=list(range(len(data["names"])))).results
+    assert model.training and all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    monkeypatch.setattr("tools.inference.loop.folded_for_eval", lambda m: m)  # the unfolded model, as before
+    ref = infer(model, loader, "cpu", cfg, cat_ids=list(range(len(data["names"])))).results
+    assert len(res) == len(ref) > 0
+    assert sorted(r["score"] for r in res) == pytest.approx(sorted(r["score"] for r in ref), abs=1e-5)
