@@ -41,6 +41,15 @@ def test_cpu_peak_avx2_current_clock_and_errors():
         cpu_peak(0, CPUINFO)
 
 
+def test_cpu_peak_zen4_counts_256_bit_pipes():
+    """AMD family 25 (Zen 4) with AVX-512: 8 lanes a pipe (2 x 2.6 x 2 x 8 x 2 = 166.4 GFLOP/s); Zen 5 (26): 16."""
+    zen = "vendor_id\t: AuthenticAMD\ncpu family\t: {}\nmodel name\t: AMD EPYC\ncpu MHz\t\t: 2600.0\n"
+    zen += "flags\t: avx2 fma avx512f\n"
+    p4 = cpu_peak(2, zen.format(25))
+    assert p4.lanes == 8 and "Zen 4" in p4.isa and p4.flops == pytest.approx(166.4e9)
+    assert cpu_peak(2, zen.format(26)).lanes == 16
+
+
 def test_bench_train_step_mode_runs_small():
     """A tiny step run: stages, img/s, FLOPs and the peak fraction are finite and positive; training moved the
     weights of the model only through train_step (step_flops restores them)."""

@@ -4,7 +4,10 @@
 widest vector unit the CPU reports (``avx512f``: 16; ``avx2`` with ``fma``: 8; else SSE, 4) and ``fma_units = 2``
 (two FMA pipes per core: Intel Skylake-SP and later server cores, AMD Zen 4/5; Intel's optimisation manual,
 "Intel 64 and IA-32 Architectures Optimization Reference Manual", the Skylake server microarchitecture chapter).
-Some parts have one 512-bit FMA unit (e.g. Xeon Bronze/Silver 4xxx): the peak is then an upper bound.
+Some parts have one 512-bit FMA unit (e.g. Xeon Bronze/Silver 4xxx): the peak is then an upper bound. AMD Zen 4
+(``cpu family`` 25 with ``avx512f``) runs a 512-bit instruction on its two 256-bit FMA pipes in two halves
+(AMD's "Software Optimization Guide for the AMD Zen4 Microarchitecture", publication 57647): 8 fp32 lanes per
+pipe, the AVX2 peak; Zen 5 (family 26) has full 512-bit pipes.
 
 The clock: the nominal frequency in the model name (``"... @ 2.80GHz"``, what the vendor rates the part at and
 what a VM's vCPU reports); failing that the ``cpu MHz`` line (the current clock, which moves with turbo and
@@ -35,8 +38,7 @@ class CpuPeak:
     flops: float
 
 
-def parse_cpuinfo(text: str) -> tuple[str, set[str], float | None, float | None]:
-    """``(model name, flags, nominal GHz or None, current GHz or None)`` of the first processor in ``text``."""
+def _first_processor(text: str) -> dict[str, str]:
     fields: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip():
@@ -45,6 +47,12 @@ def parse_cpuinfo(text: str) -> tuple[str, set[str], float | None, float | None]
             continue
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def parse_cpuinfo(text: str) -> tuple[str, set[str], float | None, float | None]:
+    """``(model name, flags, nominal GHz or None, current GHz or None)`` of the first processor in ``text``."""
+    fields = _first_processor(text)
     model = fields.get("model name", "unknown CPU")
     flags = set(fields.get("flags", "").split())
     m = re.search(r"@\s*([0-9.]+)\s*GHz", model)
@@ -54,9 +62,12 @@ def parse_cpuinfo(text: str) -> tuple[str, set[str], float | None, float | None]
     return model, flags, nominal, current
 
 
-def vector_lanes(flags: set[str]) -> tuple[str, int]:
-    """``(isa, fp32 lanes)`` of the widest FMA-capable vector unit in the CPU flags."""
+def vector_lanes(flags: set[str], vendor: str = "", family: int = 0) -> tuple[str, int]:
+    """``(isa, fp32 lanes an FMA pipe)`` of the widest FMA-capable vector unit in the CPU flags (``vendor_id`` and
+    ``cpu family`` tell AMD Zen 4's 256-bit pipes apart)."""
     if "avx512f" in flags:
+        if vendor == "AuthenticAMD" and family < 26:
+            return "AVX-512 on 256-bit pipes (Zen 4)", 8
         return "AVX-512", 16
     if "avx2" in flags and "fma" in flags:
         return "AVX2", 8
@@ -80,7 +91,9 @@ def cpu_peak(cores: int, cpuinfo: str | None = None) -> CpuPeak:
         ghz, source = current, "current clock ('cpu MHz')"
     else:
         raise ValueError("/proc/cpuinfo gives no clock (neither '@ x.xxGHz' in the model name nor 'cpu MHz')")
-    isa, lanes = vector_lanes(flags)
+    fields = _first_processor(cpuinfo)
+    family = fields.get("cpu family", "0")
+    isa, lanes = vector_lanes(flags, fields.get("vendor_id", ""), int(family) if family.isdigit() else 0)
     flops = cores * ghz * 1e9 * FMA_UNITS * lanes * FLOPS_PER_FMA
     return CpuPeak(model, isa, lanes, ghz, source, cores, flops)
 
