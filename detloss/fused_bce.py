@@ -84,7 +84,12 @@ def _at(t: Target, tcls: Tensor) -> Target:
     """``t`` (float, ``Tensor[nc]`` or ``Tensor[P, nc]``) at column ``tcls[i]`` of row ``i``."""
     if not isinstance(t, Tensor):
         return t
-    return t[tcls] if t.dim() == 1 else t[torch.arange(tcls.shape[0], device=tcls.device), tcls]
+    return t[tcls] if t.dim() == 1 else _column(t, tcls)
+
+
+def _column(x: Tensor, tcls: Tensor) -> Tensor:
+    """``x[i, tcls[i]]`` (``Tensor[P]``) by ``gather``: advanced indexing with two index tensors is ~2.5x slower."""
+    return x.gather(1, tcls[:, None]).squeeze(1)
 
 
 def class_row_losses(
@@ -97,17 +102,16 @@ def class_row_losses(
     Plain BCE (``pw = 1``, no focal) needs no target tensor: ``bce(x, t) = softplus(x) - t x``, so a row sums to
     ``sum softplus(x) - sum t_other x - (t_true - t_other[y]) x_y``.
     """
-    ar = torch.arange(x.shape[0], device=x.device)
     if pw == 1.0 and gamma <= 0:
         if not isinstance(t_other, Tensor):
             tx = x.sum(1) * t_other
         else:
             tx = x @ t_other if t_other.dim() == 1 else (x * t_other).sum(1)
         v = softplus_sum(x, 1) - tx
-        return v if t_true is None else v - (t_true - _at(t_other, tcls)) * x[ar, tcls]
+        return v if t_true is None else v - (t_true - _at(t_other, tcls)) * _column(x, tcls)
     v = bce_value(x, t_other, pw, gamma, alpha)
     if t_true is not None:
-        v[ar, tcls] = bce_value(x[ar, tcls], t_true, pw, gamma, alpha)
+        v.scatter_(1, tcls[:, None], bce_value(_column(x, tcls), t_true, pw, gamma, alpha)[:, None])
     return v.sum(1)
 
 
@@ -115,12 +119,11 @@ def class_grad_(
     x: Tensor, t_other: Target, t_true: TrueTarget, tcls: Tensor, pw: float = 1, gamma: float = 0, alpha: float = 0.25
 ) -> Tensor:
     """Overwrite ``x`` (a copy of class logits ``[P, nc]``) with ``d class_row_losses / dx``; returns ``x``."""
-    ar = torch.arange(x.shape[0], device=x.device)
-    g_y = None if t_true is None else bce_grad(x[ar, tcls], t_true, pw, gamma, alpha)
+    g_y = None if t_true is None else bce_grad(_column(x, tcls), t_true, pw, gamma, alpha)
     if pw == 1.0 and gamma <= 0:
         x.sigmoid_().sub_(t_other)
     else:
         x.copy_(bce_grad(x, t_other, pw, gamma, alpha))
     if g_y is not None:
-        x[ar, tcls] = g_y
+        x.scatter_(1, tcls[:, None], g_y.to(x.dtype)[:, None])
     return x

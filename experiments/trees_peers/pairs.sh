@@ -4,15 +4,23 @@
 #   bash experiments/trees_peers/pairs.sh ours-vs-yolo11n SEED
 #   bash experiments/trees_peers/pairs.sh ours-vs-yolov5n SEED EPOCHS   (yolov5 has no time budget: pick EPOCHS
 #                                                                        that fill the 10 minutes on your machine)
+#   bash experiments/trees_peers/pairs.sh ours-vs-ours SEED SEED2        (OURS_FLAGS against OTHER_FLAGS)
+# OURS_FLAGS: extra train.py flags of our run (e.g. "--cfg yolov4-tiny-3l-s"), NAME its run name (default ours-sSEED).
 # DATA: datasets/trees/trees.yaml from tools/make_trees.py; PEER_DATA: the same tiles and labels without the class -1
 # (ignore) rows, which both peers reject, and with an absolute `path:`.
 set -euo pipefail
 which=$1; seed=${2:-0}; epochs=${3:-38}
-PEERS=${PEERS:-/work/peers}; DATA=${DATA:-datasets/trees/trees.yaml}; PEER_DATA=${PEER_DATA:?set PEER_DATA}
+PEERS=${PEERS:-/work/peers}; DATA=${DATA:-datasets/trees/trees.yaml}; PEER_DATA=${PEER_DATA:-}
 OUT=${OUT:-runs/trees_peers}
 export OMP_NUM_THREADS=1
-python tools/train.py --data "$DATA" --time 0.167 --workers 1 --seed "$seed" --project "$OUT" --name "ours-s$seed" &
-if [ "$which" = ours-vs-yolo11n ]; then
+# shellcheck disable=SC2086  # the flags are meant to split
+python tools/train.py --data "$DATA" --time 0.167 --workers 1 --seed "$seed" --project "$OUT" \
+  --name "${NAME:-ours-s$seed}" ${OURS_FLAGS:-} &
+if [ "$which" = ours-vs-ours ]; then
+  # shellcheck disable=SC2086
+  python tools/train.py --data "$DATA" --time 0.167 --workers 1 --seed "$epochs" --project "$OUT" \
+    --name "${NAME2:-other-s$epochs}" ${OTHER_FLAGS:-} &
+elif [ "$which" = ours-vs-yolo11n ]; then
   "$PEERS/bin/yolo" train model=yolo11n.yaml data="$PEER_DATA" imgsz=320 time=0.167 device=cpu workers=1 \
     seed="$seed" pretrained=False amp=False project="$PWD/$OUT" name="yolo11n-s$seed" &
 else
