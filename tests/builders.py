@@ -151,9 +151,9 @@ def check_boxes(img, labels, originals=None, margin=4):
 # --- trainer tests (tiny runs on the conftest ``tiny_data`` fixture) ------------------------------------------
 def train_args(data, project, *extra: str) -> list[str]:
     """tools/train.py flags for a tiny CPU run: 64 px, batch 8, 1 epoch, no workers, no pictures (test_runplots
-    checks those)."""
+    checks those), fp32 (``--no-amp``: the same on every CPU; test_precision runs bf16)."""
     return ["--data", str(data), "--project", str(project), "--imgsz", "64", "--batch-size", "8", "--epochs", "1",
-            "--workers", "0", "--device", "cpu", "--noplots", *extra]  # fmt: skip
+            "--workers", "0", "--device", "cpu", "--noplots", "--no-amp", *extra]  # fmt: skip
 
 
 def make_trainer(data, project, *extra: str):

@@ -108,7 +108,7 @@ class TrainConfig:
     noplots: bool = opt_field(False, "no run-folder pictures (labels, batches, val plots)")
     clip_grad: float = opt_field(10.0, "max gradient norm; 0 disables clipping")
     clip_grad_value: float = opt_field(0.0, "clip each gradient element to [-V, V] (before --clip-grad); 0 disables")
-    amp: bool = opt_field(True, "mixed precision on CUDA")
+    amp: bool = opt_field(True, "mixed precision: fp16 on CUDA, bf16 on a CPU with native bf16 (AVX512-BF16/AMX)")
     sync_bn: bool = opt_field(False, "SyncBatchNorm under DDP (CUDA)")
     max_nonfinite: int = opt_field(20, "stop after this many consecutive non-finite losses")
     save_period_steps: int = opt_field(

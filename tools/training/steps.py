@@ -139,7 +139,8 @@ def warmup(s: TrainState, ni: int, nw: int, epoch: int, nbs: int) -> int:
 def _forward(tr: Trainer, imgs: torch.Tensor, targets: torch.Tensor, ignore: torch.Tensor) -> tuple[torch.Tensor, Any]:
     """The batch's total loss (scaled by the world size: DDP averages gradients over ranks) and its items."""
     s = tr.state
-    with tr.timer("forward"), torch.autocast(tr.device.type, enabled=tr.amp):
+    amp = tr.amp_dtype is not None
+    with tr.timer("forward"), torch.autocast(tr.device.type, dtype=tr.amp_dtype, enabled=amp):
         preds = s.model(imgs)
     with tr.timer("loss"):
         loss, items = s.loss_fn(preds, targets, ignore)  # built with check_finite=False: checked here, once

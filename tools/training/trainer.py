@@ -33,6 +33,7 @@ from .checkpointing import Checkpointer, resumed_model
 from .config import TrainConfig
 from .hyp import Hyp
 from .optim import lr_lambda
+from .precision import autocast_dtype, describe_precision
 from .results import plot_results, write_rows
 from .runs import save_yaml
 from .setup import autoanchor, build_datasets, build_loss, build_net, resolve_data
@@ -67,8 +68,11 @@ class Trainer:
                   f"{loss_fn.nc} classes)")  # fmt: skip
         self.batch = opt.batch_size // info.world_size  # images a rank loads per batch
         self.nbs, self.accumulate = batch_plan(len(self.train_ds), opt.batch_size)
-        self.amp = opt.amp and device.type == "cuda"
-        self.state = build_state(opt, hyp, model, loss_fn, len(self.train_ds), self.amp, verbose=info.main)
+        self.amp_dtype = autocast_dtype(device, opt.amp)  # fp16 on CUDA, bf16 on a CPU with native bf16, else None
+        if info.main:
+            print(describe_precision(device, opt.amp))
+        scaled = self.amp_dtype is torch.float16  # bf16 needs no loss scaling
+        self.state = build_state(opt, hyp, model, loss_fn, len(self.train_ds), scaled, verbose=info.main)
         self.checkpointer = Checkpointer(self.wdir, info, len(self.train_ds), opt.save_period_steps,
                                          opt.save_period_minutes)  # fmt: skip
         if resume_ckpt is not None:
@@ -250,7 +254,9 @@ class Trainer:
         was = s.loss_fn.training
         s.loss_fn.eval()  # online smoothing must not learn from validation
         try:
-            config = EvalConfig(batch_size=self.batch * 2, workers=s.opt.workers, half=self.amp, backend="faster")
+            config = EvalConfig(
+                batch_size=self.batch * 2, workers=s.opt.workers, half=self.amp_dtype is torch.float16, backend="faster"
+            )
             res = evaluate_model(s.ema.ema, self.val_ds, config, self.val_gt, self.device, val_loss=self._val_items)
         finally:
             s.loss_fn.train(was)
