@@ -11,7 +11,9 @@ the step's FLOPs (``FlopCounterMode``) and the fraction of the CPU's fp32 peak t
 ``cores x GHz x 2 FMA x lanes x 2``, the clock and how it was found printed). Then each alternative as a ratio
 measured in the same run, interleaved (median of ``--reps``): channels-last vs contiguous layout (train step), one
 thread vs ``--threads``, conv + batch-norm folding (:func:`models.fold.fold_conv_bn`) vs none at evaluation (eval
-forward). The step is timed in-process: DataLoader workers, pinned memory and inter-op threads are not in it
+forward), and, on a CPU with native bf16, the trainer's default ``--amp`` step (bf16 autocast) vs fp32, whose
+img/s and "fp32-peak fraction" (the same FLOPs over its time, against the fp32 peak) are printed too.
+The step is timed in-process: DataLoader workers, pinned memory and inter-op threads are not in it
 (printed notes say why; ``--epoch --variants "--workers 0" "--workers 2"`` measures workers with the real loader).
 
 Epoch mode (``--epoch``): builds the trainer exactly as ``tools/train.py`` does, swaps in a stage timer
@@ -123,6 +125,11 @@ def step_report(a: argparse.Namespace) -> dict[str, float]:
           f"{out['img_per_s']:>9.1f}{out['peak_frac']:>9.1%}")  # fmt: skip
     out.update(_variants(a, case, build_case(*args, channels_last=False), threads, fold_conv_bn, eval_forward,
                          interleaved, run_step))  # fmt: skip
+    if "amp_ms" in out:
+        amp_s = out["amp_ms"] / 1e3
+        out["amp_img_per_s"], out["amp_peak_frac"] = a.batch_size / amp_s, flops / amp_s / peak.flops
+        print(f"the trainer's default step here (bf16 autocast): {out['amp_ms']:.1f} ms, {out['amp_img_per_s']:.1f} "
+              f"img/s, {out['amp_peak_frac']:.1%} of the fp32 peak (the same FLOPs in its time)")
     print('not in this step: DataLoader workers (the data stage: --epoch --variants "--workers 0" "--workers 2"),')
     print("pinned memory (only speeds host-to-GPU copies; the trainer pins on CUDA only), inter-op threads (the step")
     print("runs no inter-op parallel work; torch fixes their number before the first parallel op: set it at startup)")
@@ -133,6 +140,8 @@ def _variants(a: argparse.Namespace, nhwc: Any, nchw: Any, threads: int, fold: A
               interleaved: Any, run_step: Any) -> dict[str, float]:  # fmt: skip
     """Each alternative against the default, interleaved in this run: ``new / default`` time ratios."""
     import torch
+
+    from tools.training.precision import autocast_dtype
 
     def with_threads(n: int) -> Any:
         def run() -> None:
@@ -154,11 +163,20 @@ def _variants(a: argparse.Namespace, nhwc: Any, nchw: Any, threads: int, fold: A
     rows = [("train step: contiguous (NCHW) vs channels-last", tr["contiguous"], tr["channels-last"]),
             (f"train step: 1 thread vs {threads}", th["1 thread"], th[f"{threads} threads"]),
             ("eval forward: conv+BN folded vs not", ev["folded"], ev["unfolded"])]  # fmt: skip
+    amp = autocast_dtype(torch.device("cpu"), True)
+    if amp is not None:
+        pr = interleaved({"fp32": lambda: run_step(nhwc), "amp": lambda: run_step(nhwc, amp=amp)}, a.reps)
+        rows.append(("train step: bf16 autocast (--amp) vs fp32", pr["amp"], pr["fp32"]))
     print(f"\n{'alternative':<48}{'alt ms':>9}{'base ms':>9}{'alt/base':>9}  (same run, interleaved, medians)")
     for name, alt, base in rows:
         print(f"{name:<48}{alt * 1e3:>9.1f}{base * 1e3:>9.1f}{alt / base:>9.2f}")
-    return {"contiguous_ratio": rows[0][1] / rows[0][2], "one_thread_ratio": rows[1][1] / rows[1][2],
-            "folded_eval_ratio": rows[2][1] / rows[2][2]}  # fmt: skip
+    if amp is None:
+        print("train step in bf16: skipped (this CPU has no native bf16; the trainer keeps fp32 here)")
+    out = {"contiguous_ratio": rows[0][1] / rows[0][2], "one_thread_ratio": rows[1][1] / rows[1][2],
+           "folded_eval_ratio": rows[2][1] / rows[2][2]}  # fmt: skip
+    if amp is not None:
+        out["amp_ratio"], out["amp_ms"] = rows[3][1] / rows[3][2], rows[3][1] * 1e3
+    return out
 
 
 def main(argv: list[str] | None = None) -> Any:

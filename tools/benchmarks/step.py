@@ -66,10 +66,11 @@ def build_case(cfg: str, nc: int, bs: int, imgsz: int, per_image: int, channels_
     return StepCase(model, loss, optimizer, imgs, random_targets(bs, per_image, nc, gen))
 
 
-def train_step(case: StepCase, timer: object = None) -> None:
-    """One step: forward, loss, backward, optimizer step and ``zero_grad(set_to_none=True)``, each in ``timer``."""
+def train_step(case: StepCase, timer: object = None, amp: torch.dtype | None = None) -> None:
+    """One step: forward, loss, backward, optimizer step and ``zero_grad(set_to_none=True)``, each in ``timer``;
+    ``amp``: the forward under CPU autocast to that dtype (the trainer's ``--amp``, :mod:`tools.training.precision`)."""
     t = NullTimer() if timer is None else timer
-    with t("forward"):  # type: ignore[operator]
+    with t("forward"), torch.autocast("cpu", dtype=amp, enabled=amp is not None):  # type: ignore[operator]
         preds = case.model(case.imgs)
     with t("loss"):  # type: ignore[operator]
         total, _ = case.loss(preds, case.targets)
