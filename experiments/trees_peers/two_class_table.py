@@ -39,8 +39,8 @@ def main(argv: list[str]) -> int:
         row = last_row(run)
         groups[setting].append((stats[0], stats[1], row["metrics/mAP_0.5:0.95"], row["metrics/mAP_0.5"],
                                 calib["LaECE_per_class"]["tree"]))  # fmt: skip
-    cols = ("sliced mAP50-95", "sliced mAP50", "val tiles mAP50-95", "val tiles mAP50", "tree LaECE")
-    print("| class gain, eps | seeds | " + " | ".join(cols) + " |")
+    heads = ("sliced mAP50-95", "sliced mAP50", "val tiles mAP50-95", "val tiles mAP50", "tree LaECE")
+    print("| class gain, eps | seeds | " + " | ".join(heads) + " |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for setting, runs in sorted(groups.items()):
         cols = [fmt([r[i] for r in runs]) for i in range(5)]
