@@ -37,23 +37,33 @@ def _storage_refs(t: Tensor) -> int | None:
 
 
 class GradBuffers:
-    """One reusable gradient buffer per key (a level index)."""
+    """One reusable buffer per key: a level's gradient (key = level index) or its rows of the positives (see
+    :mod:`detloss.fused`: ``ROWS_KEY + level``, ``GRAD_ROWS_KEY + level``)."""
 
     def __init__(self) -> None:
         self._bufs: dict[int, tuple[Tensor, int | None]] = {}
 
     def get(self, key: int, like: Tensor) -> Tensor:
         """Uninitialised memory with the shape, strides, dtype and device of ``like``; write all of it."""
-        if like.device.type != "cpu" or torch.compiler.is_compiling() or _use_count_fn() is None:
-            return torch.empty_like(like)
+        return self._get(key, like.shape, like.stride(), like.dtype, like.device, lambda: torch.empty_like(like))
+
+    def rows(self, key: int, n: int, width: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Uninitialised contiguous ``Tensor[n, width]`` (e.g. the gathered rows of the positives); write all of it."""
+        shape, stride = torch.Size((n, width)), (width, 1)
+        return self._get(key, shape, stride, dtype, device, lambda: torch.empty(n, width, dtype=dtype, device=device))
+
+    def _get(self, key: int, shape: torch.Size, stride: tuple[int, ...], dtype: torch.dtype, device: torch.device,
+             fresh: Any) -> Tensor:  # fmt: skip
+        if device.type != "cpu" or torch.compiler.is_compiling() or _use_count_fn() is None:
+            return fresh()
         entry = self._bufs.get(key)
         if entry is not None:
             buf, alone = entry
-            same = buf.shape == like.shape and buf.stride() == like.stride() and buf.dtype == like.dtype
+            same = buf.shape == shape and buf.stride() == stride and buf.dtype == dtype
             if same and alone is not None and _storage_refs(buf) == alone:
                 return buf.detach()  # a new tensor on the same memory: never the cached object itself
         self._bufs.pop(key, None)
-        buf = torch.empty_like(like)
+        buf = fresh()
         self._bufs[key] = (buf, _storage_refs(buf))
         return buf.detach()
 

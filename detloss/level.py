@@ -102,7 +102,8 @@ def level_terms(
     grid = tuple(p.shape[:4])
     cells = flat_cells(lt, grid)
     fused = kernel == "fused"
-    rows = gather_rows(p.detach() if fused else p, lt, cells).to(dtype)  # [P, 5 + nc]
+    reuse = buffers if fused and p.dtype == dtype else None  # rows kept as gathered: reusable memory
+    rows = gather_rows(p.detach() if fused else p, lt, cells, reuse, key).to(dtype)  # [P, 5 + nc]
     area = grid[2] * grid[3]
     early = fused and len(lt) > 0 and not torch.compiler.is_compiling()  # box loss + gradient now, once
     if early:

@@ -137,10 +137,12 @@ def cli(argv: list[str] | None = None) -> int:
     stopped by a fault (a failing checkpoint write, too many non-finite losses, a lost DDP peer); 128 + signal
     (143 SIGTERM, 130 SIGINT) stopped on a signal after writing a resumable ``last.pt``.
     """
+    from tools.cli.heap import keep_freed_memory
     from tools.training.preempt import Stopped
     from tools.training.resume import ResumeError
     from tools.training.setup import TrainingError
 
+    keep_freed_memory()  # the step's large temporaries reused, not page-faulted in again every step (tools/cli/heap.py)
     try:
         opt = parse_opt(argv)
     except ValueError as e:  # a value argparse accepts but the config does not: the same one-line form
