@@ -10,7 +10,7 @@ import torch
 from builders import ANCHORS2, ANCHORS3, SHAPES3, STRIDES3, assert_same, edge_targets, make_targets, preds_for, step
 
 from detloss import LossConfig, YoloLoss
-from detloss.fused import head_view
+from detloss.fused import ROWS_KEY, head_view
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -93,7 +93,9 @@ def test_release_buffers_and_copies():
     loss = YoloLoss(ANCHORS2, (16, 32), 3)
     p = [x.requires_grad_() for x in preds_for(1, [(8, 8), (4, 4)], 3, torch.Generator().manual_seed(0))]
     loss(p, make_targets(1, 3, 3, torch.Generator().manual_seed(1)))[0].backward()
-    assert loss._grad_buffers.nbytes() == sum(x.numel() * 4 for x in p)
+    bufs = loss._grad_buffers._bufs  # level gradients under the level index, the positives' rows above ROWS_KEY
+    assert sum(b.untyped_storage().nbytes() for k, (b, _) in bufs.items() if k < ROWS_KEY) == sum(x.numel() * 4 for x in p)
+    assert {k // ROWS_KEY for k in bufs} == {0, 1, 2}  # gradients, gathered rows, gradient rows
     assert copy.deepcopy(loss)._grad_buffers.nbytes() == 0
     loss.release_buffers()
     assert loss._grad_buffers.nbytes() == 0
