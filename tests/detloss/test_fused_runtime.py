@@ -94,7 +94,8 @@ def test_release_buffers_and_copies():
     p = [x.requires_grad_() for x in preds_for(1, [(8, 8), (4, 4)], 3, torch.Generator().manual_seed(0))]
     loss(p, make_targets(1, 3, 3, torch.Generator().manual_seed(1)))[0].backward()
     bufs = loss._grad_buffers._bufs  # level gradients under the level index, the positives' rows above ROWS_KEY
-    assert sum(b.untyped_storage().nbytes() for k, (b, _) in bufs.items() if k < ROWS_KEY) == sum(x.numel() * 4 for x in p)
+    grads = sum(b.untyped_storage().nbytes() for k, (b, _) in bufs.items() if k < ROWS_KEY)
+    assert grads == sum(x.numel() * 4 for x in p)
     assert {k // ROWS_KEY for k in bufs} == {0, 1, 2}  # gradients, gathered rows, gradient rows
     assert copy.deepcopy(loss)._grad_buffers.nbytes() == 0
     loss.release_buffers()
