@@ -224,7 +224,14 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[int, int, int, str], d
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave torch's default)")
     ap.add_argument("--presets", default="yolov5,yolov4,yolov3,online", help="comma-separated candidates besides ref")
     ap.add_argument("--no-mem", action="store_true", help="skip the memory measurement (timing only)")
+    ap.add_argument("--malloc", choices=["default", "keep"], default="default",
+                    help="default: glibc's own thresholds (a plain process); keep: freed memory kept as "
+                         "tools/train.py does (tools/cli/heap.py): no page faults of fresh memory")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.malloc == "keep":
+        from tools.cli.heap import keep_freed_memory
+
+        print(f"malloc: freed memory kept in the process (as tools/train.py): {keep_freed_memory()}")
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = QUICK if args.quick else FULL
