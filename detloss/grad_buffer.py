@@ -48,9 +48,26 @@ class GradBuffers:
         return self._get(key, like.shape, like.stride(), like.dtype, like.device, lambda: torch.empty_like(like))
 
     def rows(self, key: int, n: int, width: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """Uninitialised contiguous ``Tensor[n, width]`` (e.g. the gathered rows of the positives); write all of it."""
-        shape, stride = torch.Size((n, width)), (width, 1)
-        return self._get(key, shape, stride, dtype, device, lambda: torch.empty(n, width, dtype=dtype, device=device))
+        """Uninitialised contiguous ``Tensor[n, width]`` (e.g. the gathered rows of the positives); write all of it.
+
+        ``n`` changes from step to step (the positives of a batch), so the cached buffer has room for more rows
+        (a quarter more than asked when it is made) and the first ``n`` rows of it are handed out."""
+
+        def fresh(rows: int) -> Tensor:
+            return torch.empty(rows, width, dtype=dtype, device=device)
+
+        if device.type != "cpu" or torch.compiler.is_compiling() or _use_count_fn() is None:
+            return fresh(n)
+        entry = self._bufs.get(key)
+        if entry is not None:
+            buf, alone = entry
+            fits = buf.shape[0] >= n and buf.shape[1] == width and buf.dtype == dtype
+            if fits and alone is not None and _storage_refs(buf) == alone:
+                return buf.detach()[:n]
+        self._bufs.pop(key, None)
+        buf = fresh(n + n // 4)
+        self._bufs[key] = (buf, _storage_refs(buf))
+        return buf.detach()[:n]
 
     def _get(self, key: int, shape: torch.Size, stride: tuple[int, ...], dtype: torch.dtype, device: torch.device,
              fresh: Any) -> Tensor:  # fmt: skip

@@ -47,3 +47,41 @@ def test_without_storage_use_count_every_buffer_is_fresh(monkeypatch):
     for g, r in zip(_step(fused, 3), _step(ref, 3)):
         torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
     assert fused._grad_buffers.nbytes() == 0
+
+
+def test_rows_keep_room_for_a_changing_count():
+    """The positives change from step to step: a smaller or slightly larger count reuses the memory (first rows of
+    a buffer made a quarter larger), a held view blocks reuse, and a much larger count makes a new buffer."""
+    bufs = GradBuffers()
+    a = bufs.rows(7, 40, 85, torch.float32, torch.device("cpu"))
+    assert a.shape == (40, 85) and a.is_contiguous()
+    ptr = a.data_ptr()
+    del a
+    b = bufs.rows(7, 31, 85, torch.float32, torch.device("cpu"))
+    assert b.shape == (31, 85) and b.data_ptr() == ptr
+    c = bufs.rows(7, 50, 85, torch.float32, torch.device("cpu"))  # 50 <= 40 + 10, but `b` still holds it
+    assert c.data_ptr() != ptr
+    del b, c
+    assert bufs.rows(7, 50, 85, torch.float32, torch.device("cpu")).data_ptr() != ptr  # now kept: the new one
+    big = bufs.rows(7, 500, 85, torch.float32, torch.device("cpu"))
+    assert big.shape == (500, 85)
+
+
+def test_fused_gradients_over_steps_with_different_positives():
+    """Consecutive steps whose positives differ in number reuse the rows memory and keep the reference gradients."""
+    fused = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="fused"))
+    ref = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="reference"))
+    gen = torch.Generator().manual_seed(4)
+    for n in (6, 2, 5):
+        preds = [torch.randn(2, 3, s, s, 8, generator=gen) for s in (8, 4)]
+        t = torch.rand(n, 6, generator=gen) * 0.4 + 0.3  # centres in 0.3-0.7, sides 0.3-0.6 (half <= 0.3)
+        t[:, 4:] = t[:, 4:] * 0.75
+        t[:, 0], t[:, 1] = torch.arange(n) % 2, torch.arange(n) % 3
+        grads = []
+        for loss in (fused, ref):
+            leaves = [p.clone().requires_grad_() for p in preds]
+            loss(leaves, t)[0].backward()
+            grads.append([p.grad for p in leaves])
+        for g, r in zip(*grads):
+            torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+    assert fused._grad_buffers.nbytes() > 0
