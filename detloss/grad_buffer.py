@@ -45,7 +45,11 @@ class GradBuffers:
 
     def get(self, key: int, like: Tensor) -> Tensor:
         """Uninitialised memory with the shape, strides, dtype and device of ``like``; write all of it."""
-        return self._get(key, like.shape, like.stride(), like.dtype, like.device, lambda: torch.empty_like(like))
+
+        def fits(buf: Tensor) -> bool:
+            return buf.shape == like.shape and buf.stride() == like.stride() and buf.dtype == like.dtype
+
+        return self._take(key, like.device, fits, lambda: torch.empty_like(like))
 
     def rows(self, key: int, n: int, width: int, dtype: torch.dtype, device: torch.device) -> Tensor:
         """Uninitialised contiguous ``Tensor[n, width]`` (e.g. the gathered rows of the positives); write all of it.
@@ -53,32 +57,22 @@ class GradBuffers:
         ``n`` changes from step to step (the positives of a batch), so the cached buffer has room for more rows
         (a quarter more than asked when it is made) and the first ``n`` rows of it are handed out."""
 
-        def fresh(rows: int) -> Tensor:
-            return torch.empty(rows, width, dtype=dtype, device=device)
+        def fits(buf: Tensor) -> bool:
+            return buf.shape[0] >= n and buf.shape[1] == width and buf.dtype == dtype
 
-        if device.type != "cpu" or torch.compiler.is_compiling() or _use_count_fn() is None:
-            return fresh(n)
-        entry = self._bufs.get(key)
-        if entry is not None:
-            buf, alone = entry
-            fits = buf.shape[0] >= n and buf.shape[1] == width and buf.dtype == dtype
-            if fits and alone is not None and _storage_refs(buf) == alone:
-                return buf.detach()[:n]
-        self._bufs.pop(key, None)
-        buf = fresh(n + n // 4)
-        self._bufs[key] = (buf, _storage_refs(buf))
-        return buf.detach()[:n]
+        buf = self._take(key, device, fits, lambda: torch.empty(n + n // 4, width, dtype=dtype, device=device))
+        return buf[:n]
 
-    def _get(self, key: int, shape: torch.Size, stride: tuple[int, ...], dtype: torch.dtype, device: torch.device,
-             fresh: Any) -> Tensor:  # fmt: skip
+    def _take(self, key: int, device: torch.device, fits: Any, fresh: Any) -> Tensor:
+        """The cached buffer of ``key`` when it ``fits`` and nothing else refers to its memory, else ``fresh()``
+        (cached in its place on the CPU); always a new tensor object on that memory, never the cached one."""
         if device.type != "cpu" or torch.compiler.is_compiling() or _use_count_fn() is None:
             return fresh()
         entry = self._bufs.get(key)
         if entry is not None:
             buf, alone = entry
-            same = buf.shape == shape and buf.stride() == stride and buf.dtype == dtype
-            if same and alone is not None and _storage_refs(buf) == alone:
-                return buf.detach()  # a new tensor on the same memory: never the cached object itself
+            if fits(buf) and alone is not None and _storage_refs(buf) == alone:
+                return buf.detach()
         self._bufs.pop(key, None)
         buf = fresh()
         self._bufs[key] = (buf, _storage_refs(buf))

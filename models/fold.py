@@ -5,7 +5,8 @@ equals one convolution with weights ``W * s`` and bias ``b - mu * s``, ``s = g /
 channel (the standard fold, e.g. Jacob et al. 2018, arXiv 1712.05877, section 3.2). The folded copy computes
 the same outputs up to float rounding, one pass over each activation fewer. Training needs batch statistics:
 fold a copy for evaluation only and keep training the original. ``tools/inference`` evaluates and detects with
-the folded copy (:func:`folded_for_eval`): the same detections, the forward about 13 % faster on a CPU.
+the folded copy (:func:`folded_for_eval`): the same detections, the eval forward 5-13 % faster on a CPU
+(measured: 0.95x on a Zen 4, 0.87x on an Intel Xeon).
 """
 
 from __future__ import annotations

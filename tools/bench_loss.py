@@ -56,6 +56,7 @@ from detloss import LossConfig, YoloLoss  # noqa: E402  (after the sys.path line
 from detloss.fused import head_view  # noqa: E402
 from tools.benchmarks.peak import parse_cpuinfo  # noqa: E402
 from tools.benchmarks.step import random_targets  # noqa: E402
+from tools.cli.heap import add_malloc_flag, apply_malloc_flag  # noqa: E402
 
 ANCHORS = [[10, 13, 16, 30, 33, 23], [30, 61, 62, 45, 59, 119], [116, 90, 156, 198, 373, 326]]
 STRIDES = (8, 16, 32)
@@ -224,14 +225,9 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[int, int, int, str], d
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave torch's default)")
     ap.add_argument("--presets", default="yolov5,yolov4,yolov3,online", help="comma-separated candidates besides ref")
     ap.add_argument("--no-mem", action="store_true", help="skip the memory measurement (timing only)")
-    ap.add_argument("--malloc", choices=["default", "keep"], default="default",
-                    help="default: glibc's own thresholds (a plain process); keep: freed memory kept as "
-                         "tools/train.py does (tools/cli/heap.py): no page faults of fresh memory")  # fmt: skip
+    add_malloc_flag(ap, default="default")  # a plain process, as a library user's
     args = ap.parse_args(argv)
-    if args.malloc == "keep":
-        from tools.cli.heap import keep_freed_memory
-
-        print(f"malloc: freed memory kept in the process (as tools/train.py): {keep_freed_memory()}")
+    apply_malloc_flag(args.malloc)
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = QUICK if args.quick else FULL

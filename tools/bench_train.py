@@ -37,7 +37,8 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.training.timing import STAGES as STAGE_ORDER  # noqa: E402  (after the sys.path line)
+from tools.cli.heap import add_malloc_flag, apply_malloc_flag  # noqa: E402  (after the sys.path line)
+from tools.training.timing import STAGES as STAGE_ORDER  # noqa: E402
 
 
 def measure(train_args: list[str], epochs: int, warmup: int) -> dict[str, float]:
@@ -197,14 +198,9 @@ def main(argv: list[str] | None = None) -> Any:
     p.add_argument("--targets", type=int, default=8, help="step mode: targets an image")
     p.add_argument("--reps", type=int, default=10, help="step mode: timed steps per candidate (median)")
     p.add_argument("--threads", type=int, default=0, help="step mode: torch.set_num_threads (0: torch's default)")
-    p.add_argument("--malloc", choices=["keep", "default"], default="keep",
-                   help="keep: glibc keeps freed memory as tools/train.py sets it (tools/cli/heap.py); "
-                        "default: glibc's own thresholds (run both to compare)")  # fmt: skip
+    add_malloc_flag(p, default="keep")  # the trainer's process
     a = p.parse_args(own)
-    if a.malloc == "keep":
-        from tools.cli.heap import keep_freed_memory
-
-        print(f"malloc: freed memory kept in the process (as tools/train.py): {keep_freed_memory()}")
+    apply_malloc_flag(a.malloc)
     if a.epochs_measured < 1 or a.warmup < 0:
         raise ValueError("--epochs-measured must be >= 1 and --warmup >= 0")
     if min(a.imgsz, a.batch_size, a.classes, a.reps) < 1 or a.targets < 0 or a.imgsz % 32:

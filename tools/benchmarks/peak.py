@@ -52,7 +52,10 @@ def _first_processor(text: str) -> dict[str, str]:
 
 def parse_cpuinfo(text: str) -> tuple[str, set[str], float | None, float | None]:
     """``(model name, flags, nominal GHz or None, current GHz or None)`` of the first processor in ``text``."""
-    fields = _first_processor(text)
+    return _parse(_first_processor(text))
+
+
+def _parse(fields: dict[str, str]) -> tuple[str, set[str], float | None, float | None]:
     model = fields.get("model name", "unknown CPU")
     flags = set(fields.get("flags", "").split())
     m = re.search(r"@\s*([0-9.]+)\s*GHz", model)
@@ -84,14 +87,14 @@ def cpu_peak(cores: int, cpuinfo: str | None = None) -> CpuPeak:
         if not path.is_file():
             raise ValueError("no /proc/cpuinfo here (not Linux): cannot read the CPU's flags and clock")
         cpuinfo = path.read_text(encoding="utf-8", errors="replace")
-    model, flags, nominal, current = parse_cpuinfo(cpuinfo)
+    fields = _first_processor(cpuinfo)
+    model, flags, nominal, current = _parse(fields)
     if nominal is not None:
         ghz, source = nominal, "nominal clock in the model name"
     elif current is not None:
         ghz, source = current, "current clock ('cpu MHz')"
     else:
         raise ValueError("/proc/cpuinfo gives no clock (neither '@ x.xxGHz' in the model name nor 'cpu MHz')")
-    fields = _first_processor(cpuinfo)
     family = fields.get("cpu family", "0")
     isa, lanes = vector_lanes(flags, fields.get("vendor_id", ""), int(family) if family.isdigit() else 0)
     flops = cores * ghz * 1e9 * FMA_UNITS * lanes * FLOPS_PER_FMA

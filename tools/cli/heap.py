@@ -15,6 +15,7 @@ library: it is a setting of the whole process.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import ctypes.util
 import sys
@@ -41,3 +42,16 @@ def keep_freed_memory(mmap_threshold: int = MMAP_THRESHOLD, trim_threshold: int 
     if not ok:
         ok = bool(mallopt(M_MMAP_THRESHOLD, min(mmap_threshold, MMAP_THRESHOLD_DOCUMENTED_MAX)))
     return ok and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))
+
+
+def add_malloc_flag(parser: argparse.ArgumentParser, default: str) -> None:
+    """The benchmarks' ``--malloc keep|default``: freed memory kept as ``tools/train.py`` keeps it, or glibc's own
+    thresholds (a plain process); :func:`apply_malloc_flag` acts on it."""
+    parser.add_argument("--malloc", choices=["keep", "default"], default=default,
+                        help="keep: freed memory kept in the process as tools/train.py does (tools/cli/heap.py); "
+                             "default: glibc's own thresholds (run both to compare)")  # fmt: skip
+
+
+def apply_malloc_flag(value: str) -> None:
+    if value == "keep":
+        print(f"malloc: freed memory kept in the process (as tools/train.py): {keep_freed_memory()}")
