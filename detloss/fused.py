@@ -67,9 +67,7 @@ def _as_rows(p: Tensor) -> Tensor | None:
         return None
 
 
-def gather_rows(
-    p: Tensor, lt: LevelTargets, cells: Tensor, buffers: GradBuffers | None = None, key: int = 0
-) -> Tensor:
+def gather_rows(p: Tensor, lt: LevelTargets, cells: Tensor, buffers: GradBuffers | None = None, key: int = 0) -> Tensor:
     """``p[b, a, gj, gi]`` (``Tensor[P, 5 + nc]``); whole rows with ``index_select`` where the layout allows, into
     reusable memory (``buffers``, slot ``ROWS_KEY + key``) when given: fresh memory of that size is page-faulted in
     on every call on a CPU (a 10 MB gather took 5x as long as the copy itself)."""
