@@ -129,8 +129,10 @@ def step_report(a: argparse.Namespace) -> dict[str, float]:
     if "amp_ms" in out:
         amp_s = out["amp_ms"] / 1e3
         out["amp_img_per_s"], out["amp_peak_frac"] = a.batch_size / amp_s, flops / amp_s / peak.flops
-        print(f"the trainer's default step here (bf16 autocast): {out['amp_ms']:.1f} ms, {out['amp_img_per_s']:.1f} "
-              f"img/s, {out['amp_peak_frac']:.1%} of the fp32 peak (the same FLOPs in its time)")
+        print(
+            f"the trainer's default step here (bf16 autocast): {out['amp_ms']:.1f} ms, {out['amp_img_per_s']:.1f} "
+            f"img/s, {out['amp_peak_frac']:.1%} of the fp32 peak (the same FLOPs in its time)"
+        )
     print('not in this step: DataLoader workers (the data stage: --epoch --variants "--workers 0" "--workers 2"),')
     print("pinned memory (only speeds host-to-GPU copies; the trainer pins on CUDA only), inter-op threads (the step")
     print("runs no inter-op parallel work; torch fixes their number before the first parallel op: set it at startup)")
