@@ -71,23 +71,27 @@ def _decoded(
 
 
 def _box_logits(p: Tensor, b: Tensor, gy: Tensor, gx: Tensor) -> Tensor:
-    """``p[b, :, gy, gx, :4]`` as ``Tensor[4, k, na]`` (component-major) for a ``p`` of any strides, as one 1-D
-    ``index_select`` of its storage (advanced indexing of a strided view is several times slower on CPU)."""
+    """``p[b, :, gy, gx, :4]`` as ``Tensor[4, na, k]`` (component-major) for a ``p`` of any strides, as one 1-D
+    ``index_select`` of its storage (advanced indexing of a strided view is several times slower on CPU), read in
+    ``[k, na, 4]`` order (a prediction's four logits share a cache line: one pass over them, not four)."""
     s = p.stride()
     base = b * s[0] + p.storage_offset() + gy * s[2] + gx * s[3]
-    off = torch.arange(4, device=p.device)[:, None] * s[4] + torch.arange(p.shape[1], device=p.device) * s[1]
+    off = torch.arange(p.shape[1], device=p.device)[:, None] * s[1] + torch.arange(4, device=p.device) * s[4]
     flat = p.as_strided((p.untyped_storage().nbytes() // p.element_size(),), (1,), 0)
-    return flat.index_select(0, (off[:, None] + base[None, :, None]).view(-1)).view(4, -1, p.shape[1])
+    got = flat.index_select(0, (base[:, None, None] + off).view(-1)).view(-1, p.shape[1], 4)
+    return got.permute(2, 1, 0).contiguous()
 
 
 def _grid_boxes(p: Tensor, anc: Tensor, decode: str, scale: float, measure: str, thresh: float) -> Tensor:
-    """Every prediction of the level decoded (:func:`_decoded`): ``Tensor[5, bs * na * ny * nx]``, the cells in
-    ``p``'s logical order. The box logits are copied one channel at a time (long strided rows, not rows of 4)."""
+    """Every prediction of the level decoded (:func:`_decoded`): ``Tensor[5 * na, bs * ny * nx]``, a row per
+    (component, anchor), a column per cell (image, row, column), so that a window's gather (``index_select`` of
+    columns) comes out anchor-major, ``[5, na, cells]``: the ops of :func:`_hits` then run along the cells. The box
+    logits are copied one channel at a time (long strided rows, not rows of 4)."""
     bs, na, ny, nx, _ = p.shape
     dev = p.device
-    raw = torch.empty(4, bs, na, ny, nx, device=dev).copy_(p.detach()[..., :4].permute(4, 0, 1, 2, 3))
+    raw = torch.empty(4, na, bs, ny, nx, device=dev).copy_(p.detach()[..., :4].permute(4, 1, 0, 2, 3))
     cx, cy = torch.arange(nx, device=dev, dtype=raw.dtype), torch.arange(ny, device=dev, dtype=raw.dtype)[:, None]
-    return _decoded(raw, anc.T[:, :, None, None], cx, cy, decode, scale, measure, thresh).view(5, -1)
+    return _decoded(raw, anc.T[:, :, None, None, None], cx, cy, decode, scale, measure, thresh).view(5 * na, -1)
 
 
 def _hits(pred: Tensor, box: Tensor, measure: str, thresh: float) -> Tensor:
@@ -127,22 +131,39 @@ def _windows(box: Tensor, n: int, reach: float, margin: float) -> tuple[Tensor, 
     return lo, hi
 
 
-def _chunks(counts: Tensor, per_box: int | None, limit: int) -> list[tuple[int, int, int]]:
-    """``(first box, end box, pairs)`` of consecutive boxes with at most ``limit`` (box, cell) pairs each (a box
-    with more alone), so that the temporaries of a chunk stay small (in cache, below the allocator's ``mmap``
-    threshold). ``counts``: ``LongTensor[m]`` pairs per box, read on the host; ``per_box``: the count of every box
-    when known (no host read)."""
-    m = counts.shape[0]
+def _chunks(rows: Tensor, per_box: int | None, limit: int) -> list[tuple[int, int, int]]:
+    """``(first box, end box, rows)`` of consecutive boxes with at most ``limit`` window rows each (a box with more
+    alone), so that the temporaries of a chunk stay small (in cache, below the allocator's ``mmap`` threshold).
+    ``rows``: ``LongTensor[m]`` window rows per box, read on the host; ``per_box``: the count of every box when known
+    (no host read)."""
+    m = rows.shape[0]
     if per_box is not None:
         step = max(1, limit // max(per_box, 1))
         return [(s, min(s + step, m), (min(s + step, m) - s) * per_box) for s in range(0, m, step)]
-    ends = counts.cumsum(0).tolist()  # the one host read
+    ends = rows.cumsum(0).tolist()  # the one host read
     out, s, base = [], 0, 0
     while s < m:
         e = max(bisect.bisect_right(ends, base + limit, lo=s), s + 1)
         out.append((s, e, ends[e - 1] - base))
         s, base = e, ends[e - 1]
     return out
+
+
+def _width_groups(wx: Tensor, nx: int, windowed: bool) -> list[tuple[int, Tensor]]:
+    """``(W, boxes)``: the boxes (``LongTensor``) whose windows are padded to ``W`` cells (the next of 1, 2, 3, 4, 6,
+    8, 12, ...; at most ``nx``), so that a window row is ``start + arange(W)`` (no per-cell division) and there are
+    few groups. A wider window only tests more cells (never a false hit). Not windowed: one group, whole rows."""
+    if not windowed:
+        return [(nx, torch.arange(wx.shape[0], device=wx.device))] if wx.shape[0] else []
+    sizes, w = [1], 2
+    while sizes[-1] < nx:
+        sizes += [w, w * 3 // 2]
+        w *= 2
+    padded = torch.tensor(sizes, device=wx.device).clamp(max=nx)
+    padded = padded.index_select(0, torch.bucketize(wx, padded))  # the smallest size >= wx
+    order = torch.argsort(padded, stable=True)
+    widths, counts = torch.unique_consecutive(padded.index_select(0, order), return_counts=True)
+    return list(zip(widths.tolist(), order.split(counts.tolist())))
 
 
 @torch.no_grad()
@@ -178,28 +199,38 @@ def overlap_mask(
     margin = 0.5 if decode == "yolov5" else (scale - 1.0) / 2  # decoded centres lie in (-margin, 1 + margin)
     x0, x1 = _windows(cxw, nx, reach, margin)
     y0, y1 = _windows(cyh, ny, reach, margin)
-    wx, counts = x1 - x0 + 1, (x1 - x0 + 1) * (y1 - y0 + 1)
-    first = img * (na * ny * nx) + y0 * nx + x0  # each box's first cell (flat over bs, na, ny, nx: anchor 0)
-    chunks = _chunks(counts, None if reach < float("inf") else ny * nx, max(1, CHUNK_ELEMS // na))
-    grid: Tensor | None = None
-    if sum(c[2] for c in chunks) > ncell:  # more pairs than cells: decode every cell once
-        grid = _grid_boxes(p, anc, decode, scale, measure, thresh)
-    hits = torch.zeros(bs * na * ny * nx, device=dev)
-    per_anchor = torch.arange(na, device=dev) * (ny * nx)
-    for s, e, total in chunks:
-        k = slice(s, e)
-        n = counts[k]
-        ri = torch.arange(n.shape[0], device=dev).repeat_interleave(n, output_size=total)
-        r = torch.arange(total, device=dev) - (n.cumsum(0) - n).index_select(0, ri)
-        w = wx[k].index_select(0, ri)
-        dy, dx = torch.div(r, w, rounding_mode="floor"), r.remainder(w)
-        cell = (first[k].index_select(0, ri) + dy * nx + dx)[:, None] + per_anchor  # [pairs, na]
-        if grid is not None:
-            pred = grid.index_select(1, cell.view(-1)).view(5, -1, na)
-        else:  # few pairs: decode only theirs
-            gx, gy = x0[k].index_select(0, ri) + dx, y0[k].index_select(0, ri) + dy
-            t = _box_logits(p.detach(), img[k].index_select(0, ri), gy, gx).float()  # [4, pairs, na]
-            pred = _decoded(t, anc.T[:, None], gx[:, None], gy[:, None], decode, scale, measure, thresh)
-        hit = _hits(pred, reg[:, k].index_select(1, ri)[..., None], measure, thresh)  # [pairs, na]
-        hits.index_add_(0, cell.view(-1), hit.view(-1).to(hits.dtype))
-    return (hits > 0).view(bs, na, ny, nx)
+    wx, wy = x1 - x0 + 1, y1 - y0 + 1
+    row0 = img * ny + y0  # each box's first row (flat over bs, ny)
+    windowed = reach < float("inf")
+    pairs = int((wx * wy).sum()) if windowed else boxes.shape[0] * ny * nx
+    grid = _grid_boxes(p, anc, decode, scale, measure, thresh) if pairs > ncell else None  # else decode the pairs'
+    hits = torch.zeros(ncell, na, device=dev)
+    if grid is None:  # few pairs: each (box, cell) pair a row of one cell (exact, no padding)
+        groups, n_box, per_box = [(1, torch.arange(wx.shape[0], device=dev))], wx * wy, None if windowed else ny * nx
+    else:  # window rows of a group's width
+        groups, n_box, per_box = _width_groups(wx, nx, windowed), wy, None if windowed else ny
+    for width, group in groups:
+        n_all = n_box.index_select(0, group)
+        for s, e, total in _chunks(n_all, per_box, max(1, CHUNK_ELEMS // (width * na))):
+            box, n = group[s:e], n_all[s:e]
+            seg = torch.arange(n.shape[0], device=dev).repeat_interleave(n, output_size=total)  # row -> box
+            r = torch.arange(total, device=dev) - (n.cumsum(0) - n).index_select(0, seg)  # the row's index in its box
+            x_first = x0.index_select(0, box).clamp_(max=nx - width)  # a padded window stays in its row
+            start = (row0.index_select(0, box) * nx + x_first).index_select(0, seg)
+            if grid is None:  # decode only these pairs' predictions
+                w = wx.index_select(0, box).index_select(0, seg)
+                cell = start + torch.div(r, w, rounding_mode="floor") * nx + r.remainder(w)
+                gx, rest = cell.remainder(nx), torch.div(cell, nx, rounding_mode="floor")
+                gy, im = rest.remainder(ny), torch.div(rest, ny, rounding_mode="floor")
+                t = _box_logits(p.detach(), im, gy, gx).float()  # [4, na, cells]
+                pred = _decoded(t, anc.T[:, :, None], gx, gy, decode, scale, measure, thresh)
+            else:  # [5, na, cells], anchor-major: every op below runs along the cells
+                cell = ((start + r * nx)[:, None] + torch.arange(width, device=dev)).view(-1)  # [rows * width]
+                pred = grid.index_select(1, cell).view(5, na, -1)
+            reg_rows = reg.index_select(1, box.index_select(0, seg))[:, None, :, None]  # [5, 1, rows, 1]
+            hit = _hits(pred.view(5, na, total, width), reg_rows, measure, thresh).view(na, -1).T  # [cells, na]
+            if windowed:  # few hits: add only the rows that have one (a host read; the mask is built on the CPU)
+                some = hit.any(1).nonzero().squeeze(1)
+                cell, hit = cell.index_select(0, some), hit.index_select(0, some)
+            hits.index_add_(0, cell, hit.to(hits.dtype))
+    return (hits > 0).view(bs, ny, nx, na).permute(0, 3, 1, 2).contiguous()

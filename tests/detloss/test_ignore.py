@@ -172,3 +172,22 @@ def test_cuda_no_host_sync_with_ignore():
         torch.cuda.set_sync_debug_mode(0)
     ref = YoloLoss(ANCHORS2, STRIDES, NC, cfg.replace(impl="reference"))
     torch.testing.assert_close(loss_fn(ps, tg, ig)[0].cpu(), ref(make_preds(), TARGETS, IGNORE)[0])
+
+
+@pytest.mark.parametrize("nx", [1, 2, 5, 13, 80])
+def test_window_widths_padded_to_few_groups(nx):
+    """Each window is padded to the next of 1, 2, 3, 4, 6, 8, 12, ... (at most the row): never narrower than the box's
+    own window, at most 1.5x wider (2x from 1 to 2), every box in exactly one group, and few groups."""
+    from detloss.ignore import _width_groups
+
+    wx = torch.arange(1, nx + 1).repeat(3)
+    groups = _width_groups(wx, nx, windowed=True)
+    padded = torch.zeros_like(wx)
+    for width, boxes in groups:
+        padded[boxes] = width
+    assert sorted(torch.cat([b for _, b in groups]).tolist()) == list(range(wx.numel()))
+    assert (padded >= wx).all() and (padded <= nx).all()
+    assert (padded <= torch.maximum(wx * 3 // 2, torch.full_like(wx, 2))).all()
+    assert len(groups) <= 2 * max(nx, 2).bit_length()
+    whole = _width_groups(wx, nx, windowed=False)  # every cell of the image: one group of whole rows
+    assert len(whole) == 1 and whole[0][0] == nx and whole[0][1].tolist() == list(range(wx.numel()))
