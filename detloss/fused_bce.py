@@ -40,8 +40,10 @@ def softplus_sum(x: Tensor, dim: int | None = None) -> Tensor:
     ``softplus(x) = max(x, 0) + log(1 + exp(-|x|))`` and ``log(1 + exp(-a)) = -log sigmoid(a)``.
 
     The same value from ATen's vectorised ``sigmoid`` and ``log``: ``softplus`` and ``log1p`` run element by element
-    on the CPU (about 10 ns an element against 2-3 here, 2-core AVX-512 machine, fp32). ``sigmoid(|x|)`` lies in
-    [0.5, 1], so its log is off by at most an ulp of 1 an element (6e-8 in fp32): the precision of torch's own
+    on the CPU (about 10 ns an element against 2-3 here, 2-core AVX-512 machine, fp32); the logs are summed as the
+    log of products (:func:`_log_sigmoid_abs_sum`: one ``log`` per 120 elements, half the time again).
+    ``sigmoid(|x|)`` lies in [0.5, 1], so its log is off by at most an ulp of 1 an element (6e-8 in fp32): the
+    precision of torch's own
     ``binary_cross_entropy_with_logits``, which takes ``log(1 + exp(-|x|))`` the same way (only the value; the
     gradient, ``sigmoid(x) - t``, is computed apart).
     (``max(x, 0)`` is summed as such: ``(sum x + sum |x|) / 2`` would cancel catastrophically over the many large
@@ -57,10 +59,29 @@ def softplus_sum(x: Tensor, dim: int | None = None) -> Tensor:
     return torch.cat([_softplus_block(c, 1) for c in x.split(max(1, SOFTPLUS_CHUNK // x.shape[1]))])
 
 
+PROD_GROUP = 120  # sigmoid(|x|) >= 1/2, so a product of 120 stays >= 2**-120, above fp32's smallest normal 2**-126
+
+
 def _softplus_block(x: Tensor, dim: int | None) -> Tensor:
-    logs = x.abs().sigmoid_().log_()
-    relu = x.clamp(min=0)
-    return relu.sum() - logs.sum() if dim is None else relu.sum(dim) - logs.sum(dim)
+    relu = x.clamp(min=0).sum() if dim is None else x.clamp(min=0).sum(dim)
+    return relu - _log_sigmoid_abs_sum(x.abs().sigmoid_(), dim)
+
+
+def _log_sigmoid_abs_sum(s: Tensor, dim: int | None) -> Tensor:
+    """``log(s).sum(dim)`` of ``s = sigmoid(|x|)`` in [1/2, 1], as the logs of products of up to ``PROD_GROUP``
+    elements (in fp32 at least): one ``log`` per group, not per element (``log`` costs ~10x a multiply here). As
+    precise as the sum of logs (measured against float64: the same error, ~1e-7 relative of the row sum)."""
+    acc = torch.promote_types(s.dtype, torch.float32)
+    if dim is None:
+        flat = s.reshape(-1)
+        whole = flat.numel() // PROD_GROUP * PROD_GROUP
+        out = flat[:whole].view(-1, PROD_GROUP).prod(1, dtype=acc).log_().sum()
+        return out + flat[whole:].to(acc).log_().sum() if whole < flat.numel() else out
+    cols = s.shape[1]
+    out = s[:, :PROD_GROUP].prod(1, dtype=acc).log_()
+    for j in range(PROD_GROUP, cols, PROD_GROUP):
+        out += s[:, j : j + PROD_GROUP].prod(1, dtype=acc).log_()
+    return out
 
 
 def bce_value(x: Tensor, t: Target, pw: float = 1.0, gamma: float = 0.0, alpha: float = 0.25) -> Tensor:

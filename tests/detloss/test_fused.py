@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from builders import (
@@ -208,6 +210,23 @@ def test_softplus_sum_fp32_against_float64():
     rows = torch.randn(50, 80, generator=gen) * 6
     ref_rows = torch.nn.functional.softplus(rows.double()).sum(1)
     torch.testing.assert_close(softplus_sum(rows, 1).double(), ref_rows, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("cols", [1, 80, 120, 121, 250, 1000])
+def test_softplus_sum_log_of_products_never_underflows(cols):
+    """The logs are summed as logs of products of up to PROD_GROUP factors in [1/2, 1]: rows of any width, and whole
+    tensors with a tail, match float64; all-zero logits (every factor 1/2, the smallest product) give cols * log 2."""
+    gen = torch.Generator().manual_seed(cols)
+    rows = torch.randn(9, cols, generator=gen) * 4
+    rows[0] = 0.0
+    ref = torch.nn.functional.softplus(rows.double())
+    ulps = 1.2e-7 * cols  # an ulp of 1 an element: log sigmoid(|x|) near 0 (the form's absolute error)
+    torch.testing.assert_close(softplus_sum(rows, 1).double(), ref.sum(1), rtol=2e-6, atol=ulps)
+    assert softplus_sum(rows, 1)[0].item() == pytest.approx(cols * math.log(2.0), rel=1e-6)
+    torch.testing.assert_close(softplus_sum(rows).double(), ref.sum(), rtol=2e-6, atol=9 * ulps)
+    half = softplus_sum(rows.half(), 1)  # fp16 logits: the products are taken in fp32 (no fp16 underflow)
+    ref_half = torch.nn.functional.softplus(rows.half().double()).sum(1)
+    torch.testing.assert_close(half.double(), ref_half, rtol=2e-3, atol=1e-3 * cols)  # fp16 sigmoid: ulp 1e-3
 
 
 @pytest.mark.parametrize("pw,gamma", [(1.0, 0.0), (1.7, 0.0), (1.0, 1.5)])
