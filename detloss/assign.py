@@ -67,6 +67,16 @@ class LevelTargets:
         """Number of positives: an ``int``, or a 0-d tensor with dense rows (no host read)."""
         return len(self) if self.valid is None else self.valid.sum()
 
+    @property
+    def divisor(self) -> Tensor | int:
+        """What a mean over the positives divides by: their count, at least 1 (no positives: a mean of 0)."""
+        count = self.count
+        return count.clamp(min=1) if isinstance(count, Tensor) else max(count, 1)
+
+    def mean(self, v: Tensor) -> Tensor:
+        """Mean of ``v`` (``Tensor[P]``) over the positive rows; 0 when there are none."""
+        return (v if self.valid is None else torch.where(self.valid, v, 0.0)).sum() / self.divisor
+
 
 def cell_choices(gxy: Tensor, nx: int, ny: int, half: float = 0.5) -> Tensor:
     """``BoolTensor[5, P]``: which of (centre, left, up, right, down) cells each centre ``gxy[P, 2]`` trains.

@@ -92,8 +92,7 @@ def _scatter_add(buf: Tensor, lt: LevelTargets, cells: Tensor, rows: Tensor) -> 
 
 
 def _class_scale(lt: LevelTargets, nc: int) -> Tensor | int:
-    count = lt.count
-    return (count.clamp(min=1) if isinstance(count, Tensor) else max(count, 1)) * nc
+    return lt.divisor * nc
 
 
 def _reusable_rows(buffers: GradBuffers | None, key: int, like: Tensor) -> Tensor:

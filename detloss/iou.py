@@ -45,29 +45,46 @@ def aligned_iou(boxes1: Tensor, boxes2: Tensor, kind: str = "iou", fmt: str = "c
     _check_boxes(boxes2, "boxes2")
     dtype = torch.promote_types(torch.promote_types(boxes1.dtype, boxes2.dtype), torch.float32)
     with torch.autocast(device_type=boxes1.device.type, enabled=False):
-        a_x1, a_y1, a_x2, a_y2, w1, h1 = _sides(boxes1.to(dtype), fmt)
-        b_x1, b_y1, b_x2, b_y2, w2, h2 = _sides(boxes2.to(dtype), fmt)
-        inter = (torch.minimum(a_x2, b_x2) - torch.maximum(a_x1, b_x1)).clamp(min=0) * (
-            torch.minimum(a_y2, b_y2) - torch.maximum(a_y1, b_y1)
-        ).clamp(min=0)
-        union = w1 * h1 + w2 * h2 - inter + eps
-        iou = inter / union
-        if kind == "iou":
-            return iou
-        cw = torch.maximum(a_x2, b_x2) - torch.minimum(a_x1, b_x1)  # enclosing box
-        ch = torch.maximum(a_y2, b_y2) - torch.minimum(a_y1, b_y1)
-        if kind == "giou":
-            c_area = cw * ch + eps
-            return iou - (c_area - union) / c_area
-        c2 = cw**2 + ch**2 + eps
-        rho2 = ((b_x1 + b_x2 - a_x1 - a_x2) ** 2 + (b_y1 + b_y2 - a_y1 - a_y2) ** 2) / 4
-        if kind == "diou":
-            return iou - rho2 / c2
-        # eps under the aspect ratios keeps a collapsed (0 x 0) predicted box finite; yolov5 divides by h alone
-        v = (4 / math.pi**2) * (torch.atan(w2 / (h2 + eps)) - torch.atan(w1 / (h1 + eps))) ** 2
-        with torch.no_grad():
-            alpha = v / (v - iou + (1 + eps))
-        return iou - (rho2 / c2 + v * alpha)
+        return iou_terms(_sides(boxes1.to(dtype), fmt), _sides(boxes2.to(dtype), fmt), kind, eps)["value"]
+
+
+Sides = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]  # x1, y1, x2, y2, w, h
+
+
+def iou_terms(a: Sides, b: Sides, kind: str, eps: float) -> dict[str, Tensor]:
+    """The value of ``kind`` (``"value"``) for sides ``a`` (prediction) and ``b`` (target), with the intermediate terms
+    that its closed-form gradient (:mod:`detloss.iou_grad`) reuses: ``iw``, ``ih`` (intersection sides before the
+    clamp), ``inter``, ``union``, ``iou``; ``cw``, ``ch`` (enclosing box); GIoU ``c_area``; DIoU/CIoU ``c2``, ``rho2``;
+    CIoU ``v``, ``alpha``, ``delta`` (the difference of the aspect-ratio angles)."""
+    a_x1, a_y1, a_x2, a_y2, w1, h1 = a
+    b_x1, b_y1, b_x2, b_y2, w2, h2 = b
+    iw = torch.minimum(a_x2, b_x2) - torch.maximum(a_x1, b_x1)
+    ih = torch.minimum(a_y2, b_y2) - torch.maximum(a_y1, b_y1)
+    inter = iw.clamp(min=0) * ih.clamp(min=0)
+    union = w1 * h1 + w2 * h2 - inter + eps
+    iou = inter / union
+    out = {"iw": iw, "ih": ih, "inter": inter, "union": union, "iou": iou, "value": iou}
+    if kind == "iou":
+        return out
+    cw = torch.maximum(a_x2, b_x2) - torch.minimum(a_x1, b_x1)  # enclosing box
+    ch = torch.maximum(a_y2, b_y2) - torch.minimum(a_y1, b_y1)
+    out.update(cw=cw, ch=ch)
+    if kind == "giou":
+        c_area = cw * ch + eps
+        out.update(c_area=c_area, value=iou - (c_area - union) / c_area)
+        return out
+    c2 = cw**2 + ch**2 + eps
+    rho2 = ((b_x1 + b_x2 - a_x1 - a_x2) ** 2 + (b_y1 + b_y2 - a_y1 - a_y2) ** 2) / 4
+    out.update(c2=c2, rho2=rho2, value=iou - rho2 / c2)
+    if kind == "diou":
+        return out
+    # eps under the aspect ratios keeps a collapsed (0 x 0) predicted box finite; yolov5 divides by h alone
+    delta = torch.atan(w2 / (h2 + eps)) - torch.atan(w1 / (h1 + eps))
+    v = (4 / math.pi**2) * delta**2
+    with torch.no_grad():
+        alpha = v / (v - iou + (1 + eps))
+    out.update(delta=delta, v=v, alpha=alpha, value=iou - (rho2 / c2 + v * alpha))
+    return out
 
 
 def iou_loss(

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .assign import LevelTargets
+from .box_grad import box_loss_grad, mse_rows
 from .decode import decode_wh, decode_xy
 from .fused import LevelBCE, gather_rows
 from .grad_buffer import GradBuffers
@@ -35,20 +36,6 @@ if TYPE_CHECKING:
 ClassRule = Callable[[Tensor, LevelTargets, torch.dtype], ClassTargets]  # (class logits, rows, dtype) -> targets
 
 
-def _masked_mean(v: Tensor, lt: LevelTargets) -> Tensor:
-    """Mean of ``v[P]`` over the positive rows (0 when there are none)."""
-    if lt.valid is None:
-        return v.sum() / max(len(lt), 1)
-    return torch.where(lt.valid, v, 0.0).sum() / lt.valid.sum().clamp(min=1)
-
-
-def _mse(pbox: Tensor, tbox: Tensor, grid_area: int) -> Tensor:
-    """darknet MSE box loss per row: squared error of xy and of log-wh, weighted by ``2 - w*h`` (normalised area)."""
-    scale = 2.0 - tbox[:, 2] * tbox[:, 3] / grid_area
-    log_wh = pbox[:, 2:].clamp(min=1e-9).log() - tbox[:, 2:].log()
-    return scale * ((pbox[:, :2] - tbox[:, :2]).pow(2).sum(1) + log_wh.pow(2).sum(1))
-
-
 def box_terms(box: Tensor, lt: LevelTargets, cfg: LossConfig, scale: float, grid_area: int) -> tuple[Tensor, Tensor]:
     """``(box loss, IoU Tensor[P])`` of the box logits ``box`` (``Tensor[P, 4]``) against their targets.
 
@@ -58,9 +45,9 @@ def box_terms(box: Tensor, lt: LevelTargets, cfg: LossConfig, scale: float, grid
     pwh = decode_wh(box[:, 2:4], lt.anchors.to(box.dtype), cfg.decode)
     pbox, tbox = torch.cat((pxy, pwh), 1), lt.tbox.to(box.dtype)
     if cfg.box_kind == "mse":
-        return _masked_mean(_mse(pbox, tbox, grid_area), lt), aligned_iou(pbox, tbox, "iou")
+        return lt.mean(mse_rows(pbox, tbox, grid_area)), aligned_iou(pbox, tbox, "iou")
     iou = aligned_iou(pbox, tbox, cfg.box_kind)
-    return _masked_mean(1.0 - iou, lt), iou
+    return lt.mean(1.0 - iou), iou
 
 
 def flat_cells(lt: LevelTargets, grid: tuple[int, ...]) -> Tensor:
@@ -125,7 +112,7 @@ def level_terms(
         if ct is not None:
             x = rows[:, 5:]
             v = bce_terms(x, ct.full(x.shape[1], dtype), cfg.cls_pw, cfg.fl_gamma, cfg.fl_alpha).mean(1)
-            lcls = _masked_mean(v, lt)
+            lcls = lt.mean(v)
     if len(lt) and not early:
         lbox, _ = box_terms(box, lt, cfg, scale, area)
     return lbox, lobj, lcls
@@ -135,9 +122,9 @@ def _box_and_grad(
     box: Tensor, lt: LevelTargets, cfg: LossConfig, scale: float, area: int, grad: bool
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """``(box loss, IoU Tensor[P], d loss / d box Tensor[P, 4] or None)`` of detached box logits: the box loss run
-    once, its gradient taken right away (``grad``) for the fused kernel's backward to scale."""
-    with torch.enable_grad():
-        leaf = box.detach().requires_grad_(grad)
-        lbox, iou = box_terms(leaf, lt, cfg, scale, area)
-        g = torch.autograd.grad(lbox, leaf)[0] if grad else None
-    return lbox.detach(), iou.detach(), g
+    once, its gradient in closed form (:mod:`detloss.box_grad`) for the fused kernel's backward to scale."""
+    if not grad:
+        with torch.no_grad():
+            lbox, iou = box_terms(box, lt, cfg, scale, area)
+        return lbox, iou, None
+    return box_loss_grad(box.detach(), lt, cfg, scale, area)

@@ -70,7 +70,9 @@ def test_same_box_two_classes_is_one_positive_with_multi_hot_target(kind, impl):
         want = expected_targets("yolo", eps, [1, 3])
     n_pos = 0
     for gl, go in zip(g, g_one):
-        torch.testing.assert_close(gl[..., :5], go[..., :5], rtol=0, atol=0)  # box and objectness: counted once
+        # box and objectness: counted once (not twice); equal up to the last bit, as the two runs have a different
+        # number of rows (dense) and so a different split between vectorised and scalar code of the same element
+        torch.testing.assert_close(gl[..., :5], go[..., :5], rtol=1e-6, atol=1e-9)
         rows = gl[..., 5:].reshape(-1, NC)
         hit = rows.abs().sum(1) > 0
         n_pos += int(hit.sum())
