@@ -17,7 +17,8 @@ the class targets):
   gradient scaled here. Under ``torch.compile`` (no ``autograd.grad`` inside a graph) the positives' box logits
   are returned instead, the box loss runs on them outside and its gradient comes back into this backward.
 * backward: takes one buffer (:class:`detloss.grad_buffer.GradBuffers`: reused on CPU when nothing refers to it
-  any more), zero-fills it (one memset-speed pass), writes the objectness gradient ``d BCE / dx`` into channel 4
+  any more), zeroes it (a memset, or only the last step's rows of the positives when the buffer is unchanged since:
+  :meth:`detloss.grad_buffer.GradBuffers.dirty`), writes the objectness gradient ``d BCE / dx`` into channel 4
   (strided), then adds the rows of the positives (box gradient from the caller, class gradient in closed form)
   with ``index_add_`` / ``index_put_(accumulate=True)``: duplicates of a cell sum, as in the backward of indexing.
 
@@ -91,6 +92,17 @@ def _scatter_add(buf: Tensor, lt: LevelTargets, cells: Tensor, rows: Tensor) -> 
         flat.index_put_((cells,), rows, accumulate=True)  # deterministic on CUDA (sorted)
 
 
+def _zero_but_objectness(buf: Tensor, buffers: GradBuffers | None, key: int) -> None:
+    """Zero ``buf`` but its objectness channel (rewritten whole next): only the positives' rows of the last step
+    when the buffer is the one written then and untouched since (:meth:`GradBuffers.dirty`), else a memset."""
+    dirty = None if buffers is None else buffers.dirty(key, buf)
+    flat = _as_rows(buf)
+    if dirty is None or flat is None:
+        buf.zero_()
+    else:
+        flat.index_fill_(0, dirty, 0.0)
+
+
 def _class_scale(lt: LevelTargets, nc: int) -> Tensor | int:
     return lt.divisor * nc
 
@@ -159,8 +171,8 @@ class LevelBCE(torch.autograd.Function):
         go = bce_grad(xo, tobj, cfg.obj_pw, cfg.fl_gamma, cfg.fl_alpha).mul_(g_obj / tobj.numel())
         if ctx.keep is not None:
             go.masked_fill_(~ctx.keep, 0.0)
-        buf.zero_()  # the one full write (a memset), then the objectness channel, strided
-        buf[..., 4].copy_(go)
+        _zero_but_objectness(buf, ctx.buffers, ctx.key)
+        buf[..., 4].copy_(go)  # the objectness channel, strided
         if len(lt):
             if ct is not None:  # the positives' rows again, overwritten in place with their gradient
                 # a sequential copy (not a second gather from p) into reusable memory (see gather_rows)
@@ -174,4 +186,6 @@ class LevelBCE(torch.autograd.Function):
             rows[:, :4] = g_rows if ctx.g_box is None else ctx.g_box * g_lbox  # box loss outside, or taken early
             rows[:, 4] = 0.0
             _scatter_add(buf, lt, cells, rows.to(buf.dtype))
+        if ctx.buffers is not None:
+            ctx.buffers.mark(ctx.key, buf, cells)
         return buf, None, None, None, None, None, None, None, None, None, None, None

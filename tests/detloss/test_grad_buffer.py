@@ -68,10 +68,12 @@ def test_rows_keep_room_for_a_changing_count():
 
 
 def test_fused_gradients_over_steps_with_different_positives():
-    """Consecutive steps whose positives differ in number reuse the rows memory and keep the reference gradients."""
+    """Consecutive steps whose positives differ in number and place reuse the gradient and rows memory and keep the
+    reference gradients: only the last step's rows are zeroed (GradBuffers.dirty), and none of them is left over."""
     fused = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="fused"))
     ref = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="reference"))
     gen = torch.Generator().manual_seed(4)
+    ptrs = []
     for n in (6, 2, 5):
         preds = [torch.randn(2, 3, s, s, 8, generator=gen) for s in (8, 4)]
         t = torch.rand(n, 6, generator=gen) * 0.4 + 0.3  # centres in 0.3-0.7, sides 0.3-0.6 (half <= 0.3)
@@ -84,4 +86,43 @@ def test_fused_gradients_over_steps_with_different_positives():
             grads.append([p.grad for p in leaves])
         for g, r in zip(*grads):
             torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
+        ptrs.append([g.data_ptr() for g in grads[0]])
+        del g, r, grads  # nothing of this step's gradients kept: the next step may reuse their memory
+    assert ptrs[0] == ptrs[1] == ptrs[2]  # every step wrote into the memory of the first
     assert fused._grad_buffers.nbytes() > 0
+
+
+def test_marked_rows_come_back_only_for_the_same_untouched_memory():
+    """dirty() returns the rows mark() recorded when the buffer handed out is that memory, unwritten since; an
+    in-place write (version counter), a fresh buffer or a second call give None (zero all of it)."""
+    bufs, like = GradBuffers(), torch.empty(6, 3)
+    a = bufs.get(0, like)
+    assert bufs.dirty(0, a) is None  # fresh memory: unknown contents
+    a.zero_()
+    a[2] = 1.0
+    bufs.mark(0, a, torch.tensor([2]))
+    ptr = a.data_ptr()
+    del a
+    b = bufs.get(0, like)
+    assert b.data_ptr() == ptr and bufs.dirty(0, b).tolist() == [2]
+    assert bufs.dirty(0, b) is None  # taken once
+    bufs.mark(0, b, torch.tensor([2]))
+    b.add_(1.0)  # written in place after the mark: the recorded rows no longer tell where it is non-zero
+    del b
+    c = bufs.get(0, like)
+    assert c.data_ptr() == ptr and bufs.dirty(0, c) is None
+
+
+def test_in_place_write_into_a_kept_gradient_forces_a_full_zero():
+    """A step's gradient changed in place after the loss wrote it (here: +1 everywhere, then dropped): the next step
+    reuses the memory but zeroes all of it, and still gives the reference gradients."""
+    fused = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="fused"))
+    ref = YoloLoss(ANCHORS, (16, 32), 3, LossConfig(impl="reference"))
+    grads = _step(fused, 5)
+    ptrs = [g.data_ptr() for g in grads]
+    torch._foreach_add_(grads, 1.0)
+    del grads
+    again = _step(fused, 6)
+    assert [g.data_ptr() for g in again] == ptrs  # the same memory
+    for g, r in zip(again, _step(ref, 6)):
+        torch.testing.assert_close(g, r, rtol=1e-5, atol=1e-6)
