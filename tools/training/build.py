@@ -15,7 +15,7 @@ import torch
 from detloss import YoloLoss
 
 from .config import TrainConfig
-from .ema import ModelEMA
+from .ema import ModelEMA, ema_tau
 from .hyp import Hyp
 from .optim import build_optimizer, lr_lambda, nominal_batch, resolve_optimizer
 from .run_state import TrainState
@@ -33,6 +33,11 @@ def batch_plan(n_train: int, batch_size: int, verbose: bool = False) -> tuple[in
         steps = math.ceil(n_train / batch_size / accumulate)
         print(f"nominal batch {nbs}: {accumulate} x {batch_size} images a step, {steps} an epoch")
     return nbs, accumulate
+
+
+def planned_updates(n_train: int, batch_size: int, accumulate: int, epochs: int) -> int:
+    """Optimizer steps of the whole run: ``epochs`` of ``ceil(n_train / batch_size)`` batches, ``accumulate`` a step."""
+    return epochs * math.ceil(math.ceil(n_train / batch_size) / accumulate)
 
 
 def optimizer_hyp(opt: TrainConfig, hyp: Hyp, n_train: int, nc: int, verbose: bool = False) -> tuple[str, Hyp]:
@@ -60,6 +65,6 @@ def build_state(opt: TrainConfig, hyp: Hyp, model: torch.nn.Module, loss_fn: Yol
     lf = lr_lambda(opt.epochs, hyp.lrf, opt.cos_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lf)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    ema = ModelEMA(model)  # on every rank: each infers its val shard with it
+    ema = ModelEMA(model, tau=ema_tau(planned_updates(n_train, opt.batch_size, accumulate, opt.epochs)))  # every rank
     return TrainState(opt=opt, hyp=hyp, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
                       lf=lf, scaler=scaler, ema=ema)  # fmt: skip

@@ -28,9 +28,10 @@ from tools.inference.evaluate import evaluate_model
 
 from . import console, dist, steps
 from .budget import epochs_that_fit, replan_schedule
-from .build import batch_plan, build_state
+from .build import batch_plan, build_state, planned_updates
 from .checkpointing import Checkpointer, resumed_model
 from .config import TrainConfig
+from .ema import ema_tau
 from .hyp import Hyp
 from .optim import lr_lambda
 from .precision import autocast_dtype, describe_precision
@@ -245,6 +246,7 @@ class Trainer:
         s.opt = replace(s.opt, epochs=n)  # the plan from here on, and what the checkpoints record
         s.lf = lr_lambda(n, s.hyp.lrf, s.opt.cos_lr)
         replan_schedule(s.scheduler, s.lf)
+        s.ema.tau = ema_tau(planned_updates(len(self.train_ds), s.opt.batch_size, self.accumulate, n))
 
     # ----------------------------------------------------------------------------------------------- val
     @torch.no_grad()
