@@ -65,6 +65,10 @@ def build_state(opt: TrainConfig, hyp: Hyp, model: torch.nn.Module, loss_fn: Yol
     lf = lr_lambda(opt.epochs, hyp.lrf, opt.cos_lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=lf)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    ema = ModelEMA(model, tau=ema_tau(planned_updates(n_train, opt.batch_size, accumulate, opt.epochs)))  # every rank
+    updates = planned_updates(n_train, opt.batch_size, accumulate, opt.epochs)
+    ema = ModelEMA(model, tau=ema_tau(updates))  # on every rank: each infers its val shard with it
+    if verbose:
+        window = 1.0 / (1.0 - ema.decay * (1.0 - math.exp(-updates / ema.tau)))
+        print(f"EMA: tau {ema.tau:.0f} for {updates} planned steps: ~{window:.0f} steps averaged at the end")
     return TrainState(opt=opt, hyp=hyp, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
                       lf=lf, scaler=scaler, ema=ema)  # fmt: skip
