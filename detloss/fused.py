@@ -35,7 +35,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from .assign import LevelTargets
-from .fused_bce import bce_grad, bce_sum, bce_value, class_grad_, class_row_losses
+from .fused_bce import bce_grad, bce_sum, bce_value, class_grad, class_row_losses
 from .grad_buffer import GradBuffers
 from .terms import ClassTargets
 
@@ -174,10 +174,10 @@ class LevelBCE(torch.autograd.Function):
         _zero_but_objectness(buf, ctx.buffers, ctx.key)
         buf[..., 4].copy_(go)  # the objectness channel, strided
         if len(lt):
-            if ct is not None:  # the positives' rows again, overwritten in place with their gradient
-                # a sequential copy (not a second gather from p) into reusable memory (see gather_rows)
-                rows = _reusable_rows(ctx.buffers, GRAD_ROWS_KEY + ctx.key, saved_rows).copy_(saved_rows)
-                x = class_grad_(rows[:, 5:], ct.other, ct.true, ct.cls, cfg.cls_pw, cfg.fl_gamma, cfg.fl_alpha)
+            if ct is not None:  # the positives' gradient rows, from the saved rows into reusable memory
+                rows = _reusable_rows(ctx.buffers, GRAD_ROWS_KEY + ctx.key, saved_rows)
+                args = (ct.other, ct.true, ct.cls, cfg.cls_pw, cfg.fl_gamma, cfg.fl_alpha)
+                x = class_grad(saved_rows[:, 5:], rows[:, 5:], *args)
                 x.mul_(g_cls / _class_scale(lt, x.shape[1]))
                 if lt.valid is not None:
                     x.masked_fill_(~lt.valid[:, None], 0.0)

@@ -151,15 +151,25 @@ def class_row_losses(
     return v.sum(1)
 
 
-def class_grad_(
-    x: Tensor, t_other: Target, t_true: TrueTarget, tcls: Tensor, pw: float = 1, gamma: float = 0, alpha: float = 0.25
+def class_grad(
+    x: Tensor,
+    out: Tensor,
+    t_other: Target,
+    t_true: TrueTarget,
+    tcls: Tensor,
+    pw: float = 1,
+    gamma: float = 0,
+    alpha: float = 0.25,
 ) -> Tensor:
-    """Overwrite ``x`` (a copy of class logits ``[P, nc]``) with ``d class_row_losses / dx``; returns ``x``."""
+    """Write ``d class_row_losses / dx`` of class logits ``x`` (``[P, nc]``) into ``out`` (same shape; may be ``x``
+    itself) and return it: one pass from the logits into the gradient's memory, no copy first."""
     g_y = None if t_true is None else bce_grad(_column(x, tcls), t_true, pw, gamma, alpha)
-    if pw == 1.0 and gamma <= 0:
-        x.sigmoid_().sub_(t_other)
+    if pw == 1.0 and gamma <= 0 and torch.compiler.is_compiling():
+        out.copy_(x.sigmoid()).sub_(t_other)  # dynamo takes no strided out= tensor
+    elif pw == 1.0 and gamma <= 0:
+        torch.sigmoid(x, out=out).sub_(t_other)
     else:
-        x.copy_(bce_grad(x, t_other, pw, gamma, alpha))
+        out.copy_(bce_grad(x, t_other, pw, gamma, alpha))
     if g_y is not None:
-        x.scatter_(1, tcls[:, None], g_y.to(x.dtype)[:, None])
-    return x
+        out.scatter_(1, tcls[:, None], g_y.to(out.dtype)[:, None])
+    return out
