@@ -15,6 +15,7 @@ import yaml
 from data.datasets import build_dataset
 from tools import make_trees
 from tools.cli.errors import InputError
+from tools.training.hyp import Hyp, load_hyp
 
 ROOT = Path(__file__).resolve().parents[2]
 XML = """<annotation><filename>{stem}.tif</filename>
@@ -73,6 +74,8 @@ def test_split_by_scene_tiles_and_whole_val_scene(tmp_path, capsys):
     full = build_dataset(y, "val_full", 64)
     assert full.report.boxes == 2 and full.shapes[0] == (40, 50)
     assert "Split by scene" in (out / "SOURCE.md").read_text() and "val is `B`" in (out / "SOURCE.md").read_text()
+    hyp = load_hyp(out / "hyp.yaml")  # the trainer's defaults but the box gain (tools/make_trees.py TREES_HYP)
+    assert hyp.box == 0.1 and hyp.replace(box=Hyp().box) == Hyp()
     assert "train     1 scene(s)     4 images      4 boxes     3 ignore regions" in capsys.readouterr().out
 
 
