@@ -53,7 +53,7 @@ Sides = tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]  # x1, y1, x2, y2,
 
 def iou_terms(a: Sides, b: Sides, kind: str, eps: float) -> dict[str, Tensor]:
     """The value of ``kind`` (``"value"``) for sides ``a`` (prediction) and ``b`` (target), with the intermediate terms
-    that its closed-form gradient (:mod:`detloss.iou_grad`) reuses: ``iw``, ``ih`` (intersection sides before the
+    that its closed-form gradient (:mod:`detloss.box_grad`) reuses: ``iw``, ``ih`` (intersection sides before the
     clamp), ``inter``, ``union``, ``iou``; ``cw``, ``ch`` (enclosing box); GIoU ``c_area``; DIoU/CIoU ``c2``, ``rho2``;
     CIoU ``v``, ``alpha``, ``delta`` (the difference of the aspect-ratio angles)."""
     a_x1, a_y1, a_x2, a_y2, w1, h1 = a
