@@ -53,16 +53,15 @@ def iou_value_grad(pred: Tensor, target: Tensor, kind: str, eps: float = 1e-7) -
     d_inter = (-ihc * on_w * _below(bx1, ax1), ihc * on_w * _below(ax2, bx2),
                -iwc * on_h * _below(by1, ay1), iwc * on_h * _below(ay2, by2))  # fmt: skip
     g_inter, g_area = (1.0 + iou) / union, -iou / union
+    if kind == "giou":  # V = IoU - 1 + union / C: union by inter and area (here), C by the enclosing sides (below)
+        g_inter, g_area = g_inter - 1.0 / t["c_area"], g_area + 1.0 / t["c_area"]
     g_corner = [g_inter * d for d in d_inter]
     if kind != "iou":
         cw, ch = t["cw"], t["ch"]
         d_cw = (-_below(ax1, bx1), _below(bx2, ax2))  # enclosing width by x1, x2 (and height by y1, y2)
         d_ch = (-_below(ay1, by1), _below(by2, ay2))
-        if kind == "giou":  # V = IoU - 1 + union / C: union by inter and area, C by the enclosing sides
-            c_area = t["c_area"]
-            g_inter, g_area = g_inter - 1.0 / c_area, g_area + 1.0 / c_area
-            g_c = -union / c_area**2
-            g_corner = [g_inter * d for d in d_inter]
+        if kind == "giou":
+            g_c = -union / t["c_area"] ** 2
             g_corner = [g_corner[0] + g_c * ch * d_cw[0], g_corner[1] + g_c * ch * d_cw[1],
                         g_corner[2] + g_c * cw * d_ch[0], g_corner[3] + g_c * cw * d_ch[1]]  # fmt: skip
         else:  # - rho2 / c2
@@ -93,7 +92,8 @@ def decode_grad(box: Tensor, anchors: Tensor, style: str, scale: float) -> tuple
         d_xy, d_wh = 2.0 * s_xy * (1.0 - s_xy), 2.0 * pwh * (1.0 - box[:, 2:4].sigmoid())
     else:
         d_xy, d_wh = scale * s_xy * (1.0 - s_xy), torch.where(box[:, 2:4] < WH_LOGIT_MAX, pwh, 0.0)
-    return torch.cat((pxy, pwh), 1), torch.cat((d_xy, d_wh), 1)
+    # [P, 4] column-major, like a column-major ``box`` (each component a contiguous row for the ops that follow)
+    return torch.cat((pxy.T, pwh.T)).T, torch.cat((d_xy.T, d_wh.T)).T
 
 
 def _mse_parts(pbox: Tensor, tbox: Tensor, grid_area: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -124,7 +124,6 @@ def box_loss_grad(
     (module docstring)."""
     col = box.T.contiguous().T  # [P, 4] column-major: every column a contiguous row, so every op below is vectorised
     pbox, d_decode = decode_grad(col, lt.anchors.to(box.dtype).T.contiguous().T, cfg.decode, scale)
-    pbox = pbox.T.contiguous().T
     tbox = lt.tbox.to(box.dtype).T.contiguous().T
     if cfg.box_kind == "mse":
         per_row, g = _mse_value_grad(pbox, tbox, grid_area)
