@@ -68,7 +68,7 @@ def build_state(opt: TrainConfig, hyp: Hyp, model: torch.nn.Module, loss_fn: Yol
     updates = planned_updates(n_train, opt.batch_size, accumulate, opt.epochs)
     ema = ModelEMA(model, tau=ema_tau(updates))  # on every rank: each infers its val shard with it
     if verbose:
-        window = 1.0 / (1.0 - ema.decay * (1.0 - math.exp(-updates / ema.tau)))
+        window = 1.0 / (1.0 - ema.decay_at(updates))
         print(f"EMA: tau {ema.tau:.0f} for {updates} planned steps: ~{window:.0f} steps averaged at the end")
     return TrainState(opt=opt, hyp=hyp, model=model, loss_fn=loss_fn, optimizer=optimizer, scheduler=scheduler,
                       lf=lf, scaler=scaler, ema=ema)  # fmt: skip

@@ -39,7 +39,11 @@ class ModelEMA:
             p.requires_grad_(False)
 
     def current_decay(self) -> float:
-        return self.decay * (1 - math.exp(-self.updates / self.tau))
+        return self.decay_at(self.updates)
+
+    def decay_at(self, updates: int) -> float:
+        """The decay after ``updates`` steps (its averaging window is ``1 / (1 - decay)`` steps)."""
+        return self.decay * (1 - math.exp(-updates / self.tau))
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
